@@ -1,0 +1,1 @@
+"""The top floor: wires components, serving and monitoring together; holds no logic of its own."""

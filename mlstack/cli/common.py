@@ -1,0 +1,70 @@
+"""What every command shares: settings loading, logging setup, error-to-exit-code mapping, JSON output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import typer
+
+from mlstack.core.errors import MlstackError
+from mlstack.core.settings import Settings, load_settings
+
+log = logging.getLogger("mlstack")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Readable text on a terminal, one JSON object per line in a container (no TTY)."""
+    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("MLSTACK_LOG_LEVEL", "INFO"))
+    handler = logging.StreamHandler(sys.stderr)
+    if sys.stderr.isatty() or os.environ.get("MLSTACK_LOG_FORMAT") == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    else:
+        handler.setFormatter(_JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("alembic", "urllib3", "botocore", "git", "httpx", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload)
+
+
+def settings_from(config: str | None) -> Settings:
+    return load_settings(config)
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one line to stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run a typer app; a user-caused error becomes one line on stderr and its exit code."""
+    try:
+        app(standalone_mode=True)
+    except MlstackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,30 @@
+"""The `mlstack` command: one entry point, a sub-command per capability."""
+
+from __future__ import annotations
+
+import typer
+
+from mlstack.cli import data
+from mlstack.cli.common import run_app, setup_logging
+
+app = typer.Typer(
+    name="mlstack",
+    help="Kubernetes-native MLOps stack: train, register, serve, monitor. Runs locally without a cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Typed settings: one place defines every default.
+
+Values come from (highest first) ``MLSTACK_*`` environment variables, the YAML file named by
+``MLSTACK_CONFIG`` (or passed explicitly), and the defaults below. Nested values use ``__``:
+``MLSTACK_TRAINING__SEED=7``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mlstack.core.errors import UsageError
+
+
+class ConfigError(UsageError, ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+class GateConfig(BaseModel):
+    """Quality gates: absolute floors/ceilings and the allowed regression versus the champion."""
+
+    minimum: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70, "pr_auc": 0.25})
+    maximum: dict[str, float] = Field(default_factory=lambda: {"log_loss": 0.60, "brier": 0.20})
+    # metric -> largest allowed drop versus the champion on the same evaluation set
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01, "pr_auc": 0.02})
+
+
+class TrainingConfig(BaseModel):
+    """What to train and how; everything that changes the model is here and in the config hash."""
+
+    model_name: str = "fraud"
+    estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = (
+        "logistic_regression"
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    slice_feature: str | None = None
+    reference_rows: int = Field(5000, ge=100)
+    validation_tolerance: float = Field(0.01, ge=0.0, le=1.0)
+    gates: GateConfig = Field(default_factory=GateConfig)
+
+
+class ServingConfig(BaseModel):
+    max_batch_rows: int = Field(1000, ge=1)
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class SinkConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8090
+    flush_rows: int = Field(5000, ge=1)
+    flush_seconds: float = Field(5.0, gt=0)
+
+
+class DriftConfig(BaseModel):
+    min_rows: int = Field(200, ge=1)
+    numeric_method: str = "wasserstein"
+    numeric_threshold: float = 0.1
+    categorical_method: str = "jensenshannon"
+    categorical_threshold: float = 0.1
+    drift_share: float = Field(0.3, gt=0, le=1)
+    prediction_method: str = "wasserstein"
+    prediction_threshold: float = 0.1
+    sample_rows: int = Field(50000, ge=1000)
+    schedule: str = "*/15 * * * *"
+
+
+class CanaryConfig(BaseModel):
+    initial_percent: int = Field(10, ge=1, le=99)
+    min_samples: int = Field(500, ge=1)
+    min_labeled: int = Field(300, ge=1)
+    max_accuracy_drop: float = 0.02
+    max_error_rate: float = 0.01
+    max_p95_latency_ratio: float = 1.5
+    max_prediction_shift: float = 0.1
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class Settings(BaseSettings):
+    """Every setting of the stack, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="MLSTACK_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Path(".mlstack")
+    tracking_uri: str | None = None  # default: SQLite under home
+    registry_uri: str | None = None
+    experiment: str = "mlstack"
+    s3_endpoint_url: str | None = None
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file; the file arrives as init kwargs
+        return (env_settings, init_settings)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.resolved_home / "mlartifacts"
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from a YAML file (or ``$MLSTACK_CONFIG``), then environment, then overrides."""
+    path = path or os.environ.get("MLSTACK_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            loaded = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file} must hold a mapping at the top level")
+        data = loaded
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except Exception as exc:  # pydantic ValidationError: make it one readable line per field
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> Settings:
+    return load_settings()
