@@ -1,0 +1,142 @@
+"""How an mlstack model is stored in MLflow and loaded back: one format for serving, batch and monitoring.
+
+A model is an MLflow scikit-learn model (a ``Pipeline`` of ColumnTransformer + estimator) whose
+MLmodel ``metadata`` carries what a server needs beyond the weights:
+
+- ``mlstack_contract``: the data contract (dict) the inputs are validated against;
+- ``mlstack_threshold``: the decision threshold on the positive-class probability;
+- ``mlstack_positive``: the raw target value that counts as positive.
+
+Predictions are ``1`` for the positive class and ``0`` otherwise; probabilities are of the positive
+class. ``predict`` below is the only prediction path: the pipeline's evaluation, the online
+predictor and batch scoring all call it, so their answers are identical for the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlstack.core.contract import DataContract
+from mlstack.core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A fitted pipeline plus what is needed to validate inputs and turn scores into answers."""
+
+    pipeline: Any
+    contract: DataContract
+    threshold: float
+    name: str
+    version: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.contract.feature_names
+
+
+def metadata_for(contract: DataContract, threshold: float) -> dict[str, Any]:
+    """The MLmodel metadata block that ``load`` reads back."""
+    return {
+        "mlstack_contract": contract.model_dump(exclude_none=True),
+        "mlstack_threshold": float(threshold),
+        "mlstack_positive": contract.target.positive,
+    }
+
+
+def coerce_features(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
+    """Select the contract's features in contract order with the dtypes the pipeline was fit on."""
+    out = {}
+    for feature in contract.features:
+        column = frame[feature.name]
+        if feature.is_categorical:
+            out[feature.name] = (
+                column.astype(object).where(column.notna(), None).map(lambda v: None if v is None else str(v))
+            )
+        else:
+            out[feature.name] = pd.to_numeric(column, errors="coerce").astype(float)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def predict(
+    pipeline: Any, frame: pd.DataFrame, contract: DataContract, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (0/1 predictions, positive-class probabilities) for rows that passed validation."""
+    features = coerce_features(frame, contract)
+    proba = pipeline.predict_proba(features)[:, 1]
+    return (proba >= threshold).astype(np.int64), proba
+
+
+def _read_mlmodel(model_dir: Path) -> dict[str, Any]:
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        raise UsageError(f"{model_dir} is not an MLflow model directory (no MLmodel file)")
+    return yaml.safe_load(mlmodel.read_text()) or {}
+
+
+def load(
+    uri: str, name: str | None = None, version: str | None = None, tracking_uri: str | None = None
+) -> LoadedModel:
+    """Load from a local MLflow model directory or a ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` URI.
+
+    The version is resolved from the registry for ``models:/`` URIs; for a directory it is the
+    ``version`` argument (KServe passes it) or ``unknown``.
+    """
+    import mlflow
+    import mlflow.sklearn
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    if uri.startswith("models:/"):
+        model_name, resolved_version = resolve_model_uri(uri)
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{resolved_version}")
+        )
+        name = name or model_name
+        version = version or resolved_version
+    else:
+        local = Path(uri)
+        if not local.exists():
+            raise UsageError(f"model directory {uri} does not exist")
+    meta = _read_mlmodel(local).get("metadata") or {}
+    if "mlstack_contract" not in meta:
+        raise UsageError(f"model at {uri} has no mlstack_contract metadata; was it registered by mlstack?")
+    pipeline = mlflow.sklearn.load_model(str(local))
+    contract = DataContract.model_validate(meta["mlstack_contract"])
+    return LoadedModel(
+        pipeline=pipeline,
+        contract=contract,
+        threshold=float(meta.get("mlstack_threshold", 0.5)),
+        name=name or contract.name,
+        version=str(version or "unknown"),
+    )
+
+
+def resolve_model_uri(uri: str) -> tuple[str, str]:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (or ``models:/NAME`` = champion) -> (name, version)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    body = uri.removeprefix("models:/").strip("/")
+    client = MlflowClient()
+    try:
+        if "@" in body:
+            model_name, alias = body.split("@", 1)
+            return model_name, str(client.get_model_version_by_alias(model_name, alias).version)
+        if "/" in body:
+            model_name, version = body.split("/", 1)
+            client.get_model_version(model_name, version)
+            return model_name, version
+        return body, str(client.get_model_version_by_alias(body, "champion").version)
+    except MlflowException as exc:
+        raise UsageError(f"cannot resolve {uri} in the MLflow registry: {exc.message}") from exc
