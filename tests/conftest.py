@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# one line per area; each module holds that area's server fixtures
+pytest_plugins: list[str] = []
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
