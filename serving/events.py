@@ -201,20 +201,18 @@ def pair_rows(request: Event, response: Event) -> pd.DataFrame:
     for index, values in enumerate(features):
         prediction = predictions[index]
         probability = probabilities[index] if probabilities is not None else math.nan
-        rows.append(
-            {
-                "request_id": request.id,
-                "row_index": index,
-                "inference_service": request.inference_service,
-                "namespace": request.namespace,
-                "component": request.component or response.component,
-                "model_name": str(model_name or request.inference_service),
-                "model_version": str(model_version or "unknown"),
-                "requested_at": pd.Timestamp(request.time),
-                "responded_at": pd.Timestamp(response.time),
-                "prediction": prediction if isinstance(prediction, int | float) else math.nan,
-                "probability": probability if isinstance(probability, int | float) else math.nan,
-                **values,
-            }
-        )
+        meta = {
+            "request_id": request.id,
+            "row_index": index,
+            "inference_service": request.inference_service,
+            "namespace": request.namespace,
+            "component": request.component or response.component,
+            "model_name": str(model_name or request.inference_service),
+            "model_version": str(model_version or "unknown"),
+            "requested_at": pd.Timestamp(request.time),
+            "responded_at": pd.Timestamp(response.time),
+            "prediction": prediction if isinstance(prediction, int | float) else math.nan,
+            "probability": probability if isinstance(probability, int | float) else math.nan,
+        }
+        rows.append({**values, **meta})  # a feature named like a metadata column cannot overwrite it
     return pd.DataFrame(rows)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime
 
 import orjson
@@ -178,9 +179,13 @@ class Sink:
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.create_task(self.flush())
 
-    async def run_periodic_flush(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
+    async def run_periodic_flush(self, stop: asyncio.Event) -> None:
+        """Flush every ``flush_seconds`` until ``stop`` is set; a flush under way always finishes."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.flush_seconds)
+            except TimeoutError:
+                pass
             try:
                 await self.flush()
             except Exception:
@@ -213,7 +218,7 @@ class Sink:
             intent = self.wal.write_intent(int(time.time() * 1000), ids)
             started = time.perf_counter()
             try:
-                rows = pd.concat([frame for _, frame in batch], ignore_index=True) if batch else None
+                rows = _concat([frame for _, frame in batch])
                 await asyncio.to_thread(self._write, rows, dead)
             except Exception:
                 self.ready = batch + self.ready
@@ -248,6 +253,14 @@ class Sink:
 
     def close(self) -> None:
         self.wal.close()
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
+    if not frames:
+        return None
+    with warnings.catch_warnings():  # all-null feature columns in some pairs are expected
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat(frames, ignore_index=True)
 
 
 def _mixed_as_text(rows: pd.DataFrame) -> pd.DataFrame:

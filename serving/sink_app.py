@@ -126,11 +126,13 @@ def build_sink_app(sink: Sink, max_event_bytes: int = 16 * 1024 * 1024) -> Starl
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         sink.recover()
-        periodic = asyncio.create_task(sink.run_periodic_flush())
+        stop = asyncio.Event()
+        periodic = asyncio.create_task(sink.run_periodic_flush(stop))
         try:
             yield
         finally:
-            periodic.cancel()
+            stop.set()
+            await periodic  # lets a flush under way finish
             try:
                 await sink.flush()
             except Exception:
