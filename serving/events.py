@@ -73,12 +73,10 @@ class Event:
 def _event_time(raw: str | None) -> str:
     if raw:
         try:
-            stamp = pd.Timestamp(raw)
-        except (ValueError, TypeError):
+            stamp = datetime.fromisoformat(raw)
+        except ValueError:
             raise EventError("ce-time", "invalid_time", f"ce-time {raw!r} is not an RFC 3339 time") from None
-        if pd.isna(stamp):
-            raise EventError("ce-time", "invalid_time", f"ce-time {raw!r} is not an RFC 3339 time")
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
         return stamp.isoformat()
     return datetime.now(UTC).isoformat()
 
@@ -183,8 +181,11 @@ def _response_outputs(body: dict) -> tuple[list, list | None, str | None, str | 
     return predictions, probabilities, body.get("model_name"), body.get("model_version")
 
 
-def pair_rows(request: Event, response: Event) -> pd.DataFrame:
-    """Rows of one request/response pair; EventError (422) when they cannot belong together."""
+def pair_rows(request: Event, response: Event) -> list[dict[str, Any]]:
+    """Rows of one request/response pair; EventError (422) when they cannot belong together.
+
+    Times stay ISO strings here (cheap per event); ``rows_frame`` converts a whole flush at once.
+    """
     features = _request_features(request.body)
     predictions, probabilities, model_name, model_version = _response_outputs(response.body)
     if not isinstance(predictions, list) or len(predictions) != len(features):
@@ -209,10 +210,18 @@ def pair_rows(request: Event, response: Event) -> pd.DataFrame:
             "component": request.component or response.component,
             "model_name": str(model_name or request.inference_service),
             "model_version": str(model_version or "unknown"),
-            "requested_at": pd.Timestamp(request.time),
-            "responded_at": pd.Timestamp(response.time),
+            "requested_at": request.time,
+            "responded_at": response.time,
             "prediction": prediction if isinstance(prediction, int | float) else math.nan,
             "probability": probability if isinstance(probability, int | float) else math.nan,
         }
         rows.append({**values, **meta})  # a feature named like a metadata column cannot overwrite it
-    return pd.DataFrame(rows)
+    return rows
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Many pairs' rows as one payload-log DataFrame (UTC timestamps)."""
+    frame = pd.DataFrame(rows)
+    for column in ("requested_at", "responded_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame

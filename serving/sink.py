@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 import uuid
-import warnings
 from datetime import UTC, datetime
 
 import orjson
@@ -27,7 +26,7 @@ import pyarrow as pa
 from prometheus_client import Counter, Gauge, Histogram
 
 from mlstack.core import payload, storage
-from serving.events import Event, EventError, pair_rows
+from serving.events import Event, EventError, pair_rows, rows_frame
 from serving.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class Sink:
         self.inflight: dict[tuple[str, str], asyncio.Future] = {}
         self.pending: dict[str, dict[str, Event]] = {}
         self.first_seen: dict[str, float] = {}
-        self.ready: list[tuple[str, pd.DataFrame]] = []
+        self.ready: list[tuple[str, list[dict]]] = []
         self.ready_rows = 0
         self.dead: list[dict] = []
         self._flush_lock = asyncio.Lock()
@@ -218,7 +217,7 @@ class Sink:
             intent = self.wal.write_intent(int(time.time() * 1000), ids)
             started = time.perf_counter()
             try:
-                rows = _concat([frame for _, frame in batch])
+                rows = rows_frame([row for _, pair in batch for row in pair]) if batch else None
                 await asyncio.to_thread(self._write, rows, dead)
             except Exception:
                 self.ready = batch + self.ready
@@ -253,14 +252,6 @@ class Sink:
 
     def close(self) -> None:
         self.wal.close()
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
-    if not frames:
-        return None
-    with warnings.catch_warnings():  # all-null feature columns in some pairs are expected
-        warnings.simplefilter("ignore", FutureWarning)
-        return pd.concat(frames, ignore_index=True)
 
 
 def _mixed_as_text(rows: pd.DataFrame) -> pd.DataFrame:

@@ -131,7 +131,7 @@ class WriteAheadLog:
     def _write_sync(handle, data: bytes) -> None:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        os.fdatasync(handle.fileno())  # data and size; the segment's directory entry was fsync'd at open
 
     def rotate(self) -> None:
         """Send events from now on to a new segment (the writer switches before its next write)."""

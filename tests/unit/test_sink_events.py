@@ -7,7 +7,7 @@ import math
 import orjson
 import pytest
 
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, parse_event
+from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, parse_event, rows_frame
 
 
 def headers(ce_type: str, ce_id: str = "abc", **extra) -> dict[str, str]:
@@ -32,7 +32,7 @@ def test_v1_pair_becomes_one_row_per_instance():
             {"predictions": [0, 1], "probabilities": [0.1, 0.9], "model_name": "loans", "model_version": "3"}
         ),
     )
-    rows = pair_rows(request, response)
+    rows = rows_frame(pair_rows(request, response))
     assert rows["row_index"].tolist() == [0, 1]
     assert rows["age"].tolist() == [30, 50]
     assert rows["prediction"].tolist() == [0, 1]
@@ -57,7 +57,7 @@ def test_v2_pair_without_probabilities():
             }
         ),
     )
-    rows = pair_rows(request, response)
+    rows = rows_frame(pair_rows(request, response))
     assert rows["age"].tolist() == [30, 40] and rows["prediction"].tolist() == [1, 0]
     assert all(math.isnan(p) for p in rows["probability"])
     assert set(rows["model_version"]) == {"9"}
