@@ -51,15 +51,23 @@ class TrainingConfig(BaseModel):
 
 class ServingConfig(BaseModel):
     max_batch_rows: int = Field(1000, ge=1)
-    host: str = "127.0.0.1"
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
     port: int = 8080
+    workers: int = Field(1, ge=1)
+    model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
+    # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
+    server: Literal["lean", "kserve"] = "lean"
 
 
 class SinkConfig(BaseModel):
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
     port: int = 8090
     flush_rows: int = Field(5000, ge=1)
     flush_seconds: float = Field(5.0, gt=0)
+    wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
+    pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class DriftConfig(BaseModel):
