@@ -103,7 +103,8 @@ def labeled_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows with a usable 0/1 label, with ``label01`` and ``correct`` columns added."""
     if rows.empty or "label" not in rows.columns:
         return pd.DataFrame(columns=["prediction", "label01", "correct"])
-    labels = rows["label"].map(_binary)
+    present = rows["label"].dropna()
+    labels = rows["label"].map({value: _binary(value) for value in pd.unique(present)})  # few distinct labels
     kept = rows[labels.notna()].copy()
     kept["label01"] = labels[labels.notna()].astype(int)
     kept["correct"] = (

@@ -103,7 +103,7 @@ class Revisions:
 
     @property
     def has_status(self) -> bool:
-        return self.latest_ready is not None or self.latest_rolledout is not None
+        return any(x is not None for x in (self.latest_created, self.latest_ready, self.latest_rolledout))
 
     @property
     def up_to_date(self) -> bool:
