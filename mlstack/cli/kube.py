@@ -36,8 +36,10 @@ class Kube:
                 api_client = client.ApiClient()
                 default_ns = _SA_NAMESPACE.read_text().strip() if _SA_NAMESPACE.exists() else "default"
             else:
-                api_client = config.new_client_from_config(context=context)
-                contexts, active = config.list_kube_config_contexts()
+                # pass the path explicitly: the client reads $KUBECONFIG only once, at import
+                config_file = os.environ.get("KUBECONFIG") or None
+                api_client = config.new_client_from_config(config_file=config_file, context=context)
+                contexts, active = config.list_kube_config_contexts(config_file=config_file)
                 chosen = next((c for c in contexts if c["name"] == context), active) if context else active
                 default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
         except (ConfigException, OSError) as exc:

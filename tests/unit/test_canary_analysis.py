@@ -17,7 +17,9 @@ from monitoring.canary_stats import newcombe, wilson
 CONFIG = CanaryConfig()
 
 
-def rows(n: int, accuracy: float, rng: np.random.Generator, labeled: float = 1.0, shift: float = 0.0) -> pd.DataFrame:
+def rows(
+    n: int, accuracy: float, rng: np.random.Generator, labeled: float = 1.0, shift: float = 0.0
+) -> pd.DataFrame:
     """Logged predictions of one variant; a label agrees with the prediction with prob ``accuracy``."""
     probability = np.clip(rng.beta(2, 5, n) + shift, 0, 1)
     prediction = (probability >= 0.5).astype(int)
@@ -39,12 +41,20 @@ def variants(
     rng = np.random.default_rng(seed)
     n_primary = n_canary * split
     primary = Variant(
-        "primary", "1", "fraud-predictor-00001", rows(n_primary, 0.85, rng),
+        "primary",
+        "1",
+        "fraud-predictor-00001",
+        rows(n_primary, 0.85, rng),
         RevisionMetrics("fraud-predictor-00001", n_primary, int(rng.binomial(n_primary, 0.002)), 12.0),
     )
     canary = Variant(
-        "canary", "2", "fraud-predictor-00002", rows(n_canary, canary_accuracy, rng, shift=shift),
-        RevisionMetrics("fraud-predictor-00002", n_canary, int(rng.binomial(n_canary, canary_errors)), canary_p95),
+        "canary",
+        "2",
+        "fraud-predictor-00002",
+        rows(n_canary, canary_accuracy, rng, shift=shift),
+        RevisionMetrics(
+            "fraud-predictor-00002", n_canary, int(rng.binomial(n_canary, canary_errors)), canary_p95
+        ),
     )
     return primary, canary
 
@@ -120,7 +130,9 @@ def test_false_rollbacks_on_equal_variants_at_most_5_percent_over_20_seeds(metho
 
 
 def test_ab_report_has_sizes_differences_intervals_and_p_values(tmp_path):
-    analysis = analyze(*variants(9, 5000, canary_accuracy=0.80), CONFIG, context={"inference_service": "fraud"})
+    analysis = analyze(
+        *variants(9, 5000, canary_accuracy=0.80), CONFIG, context={"inference_service": "fraud"}
+    )
     json_path, md_path = write_report(analysis, tmp_path, "fraud-report")
     report = json.loads(json_path.read_text())
     assert report["verdict"] == "rollback"

@@ -82,7 +82,10 @@ def test_documented_canary_status_is_read_as_a_canary_in_flight():
     state = canary.state_of(obj, ALIASES)
     assert (state.phase, state.percent) == ("canary", 10)
     assert (state.champion_version, state.challenger_version) == ("1", "2")
-    assert (state.primary_revision, state.canary_revision) == ("fraud-predictor-00001", "fraud-predictor-00002")
+    assert (state.primary_revision, state.canary_revision) == (
+        "fraud-predictor-00001",
+        "fraud-predictor-00002",
+    )
 
 
 def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
