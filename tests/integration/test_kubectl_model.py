@@ -7,41 +7,19 @@ object against the kserve SDK models and answers 422 to anything invalid.
 from __future__ import annotations
 
 import json
-import sys
-from unittest import mock
 
-import pytest
 import yaml
 
-from tests.fixtures.canary import run_plugin
+from tests.fixtures.canary import run_kubectl_model
 from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
-
-
-@pytest.fixture
-def plugin(capsys):
-    """Run ``kubectl-model ARGS`` in this process (the console script's ``main``); returns (code, out, err)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        from mlstack.cli import kubectl_model
-
-        code = 0
-        with mock.patch.object(sys, "argv", ["kubectl-model", *args]):
-            try:
-                kubectl_model.main()
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def patches(server) -> list[dict]:
     return [body for method, _, body in server.requests if method == "PATCH"]
 
 
-def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_registry, plugin):
-    code, out, err = plugin("canary", "fraud", "--version", "2", "--percent", "10")
+def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("canary", "fraud", "--version", "2", "--percent", "10")
     assert code == 0, err
     obj = kube_api.objects[("models", "fraud")]
     # the storage URI came from the registry, the patch was valid (the server checks), traffic split
@@ -52,7 +30,7 @@ def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_regist
     }
     assert patches(kube_api)[0]["metadata"]["resourceVersion"] == "1"
 
-    code, out, err = plugin("status", "fraud", "-o", "json")
+    code, out, err = kubectl_model("status", "fraud", "-o", "json")
     assert code == 0, err
     status = json.loads(out)
     assert (status["phase"], status["canary%"], status["champion"], status["challenger"]) == (
@@ -63,11 +41,11 @@ def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_regist
     )
     assert status["aliases"] == "challenger=v2,champion=v1"
 
-    code, out, err = plugin("canary", "fraud", "--percent", "50")
+    code, out, err = kubectl_model("canary", "fraud", "--percent", "50")
     assert code == 0, err
     assert kube_api.objects[("models", "fraud")]["spec"]["predictor"]["canaryTrafficPercent"] == 50
 
-    code, out, err = plugin("promote", "fraud")
+    code, out, err = kubectl_model("promote", "fraud")
     assert code == 0, err
     obj = kube_api.objects[("models", "fraud")]
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
@@ -77,9 +55,9 @@ def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_regist
     assert "mlflow: alias champion -> fraud v2" in out
 
 
-def test_rollback_restores_champion_and_rejects_challenger(kube_api, mlflow_registry, plugin):
-    assert plugin("canary", "fraud", "--version", "2", "--percent", "20")[0] == 0
-    code, out, err = plugin("rollback", "fraud", "--reason", "accuracy down 5 points")
+def test_rollback_restores_champion_and_rejects_challenger(kube_api, mlflow_registry, kubectl_model):
+    assert kubectl_model("canary", "fraud", "--version", "2", "--percent", "20")[0] == 0
+    code, out, err = kubectl_model("rollback", "fraud", "--reason", "accuracy down 5 points")
     assert code == 0, err
     sent = patches(kube_api)[-2:]
     assert sent[0]["spec"] == {"predictor": {"canaryTrafficPercent": 0}}
@@ -96,8 +74,8 @@ def test_rollback_restores_champion_and_rejects_challenger(kube_api, mlflow_regi
     assert mlflow_registry.get_model_version("fraud", "2").tags["rejected"] == "accuracy down 5 points"
 
 
-def test_dry_run_prints_the_patch_and_sends_nothing(kube_api, mlflow_registry, plugin):
-    code, out, err = plugin("canary", "fraud", "--version", "3", "--dry-run", "-o", "json")
+def test_dry_run_prints_the_patch_and_sends_nothing(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("canary", "fraud", "--version", "3", "--dry-run", "-o", "json")
     assert code == 0, err
     patch = json.loads(out)
     assert validate_isvc(patch, patch=True) == []
@@ -106,15 +84,15 @@ def test_dry_run_prints_the_patch_and_sends_nothing(kube_api, mlflow_registry, p
     assert "would then move in MLflow: alias challenger -> fraud v3" in err
 
 
-def test_unsafe_and_wrong_moves_fail_with_one_line(kube_api, mlflow_registry, plugin):
-    code, out, err = plugin("promote", "fraud")
+def test_unsafe_and_wrong_moves_fail_with_one_line(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("promote", "fraud")
     assert (code, err.strip()) == (
         1,
         "error: no canary in flight on 'fraud' (phase stable); nothing to promote",
     )
-    code, out, err = plugin("status", "nope")
+    code, out, err = kubectl_model("status", "nope")
     assert code == 1 and err.strip() == "error: InferenceService 'nope' not found in namespace 'models'"
-    code, out, err = plugin("canary", "fraud", "--version", "9")
+    code, out, err = kubectl_model("canary", "fraud", "--version", "9")
     assert code == 2 and "version 9 is not in the MLflow registry" in err
     assert "Traceback" not in err
     assert patches(kube_api) == []
@@ -132,7 +110,7 @@ def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
     manifest.write_text(yaml.safe_dump(live))
     env = {"MLSTACK_HOME": str(tmp_path / "home"), "KUBECONFIG": str(tmp_path / "missing")}
 
-    started = run_plugin(
+    started = run_kubectl_model(
         "canary",
         "fraud",
         "--version",
@@ -161,13 +139,13 @@ def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
         ("promote", lambda o: "canaryTrafficPercent" not in o["spec"]["predictor"]),
         ("rollback", lambda o: o["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-1"),
     ):
-        result = run_plugin(command, "fraud", "-f", str(in_flight), "--dry-run", "-o", "yaml", env=env)
+        result = run_kubectl_model(command, "fraud", "-f", str(in_flight), "--dry-run", "-o", "yaml", env=env)
         assert result.returncode == 0, result.stderr
         obj = yaml.safe_load(result.stdout)
         assert_valid_isvc(obj)
         assert check(obj), obj
 
-    bad = run_plugin(
+    bad = run_kubectl_model(
         "canary",
         "fraud",
         "--version",
