@@ -5,25 +5,10 @@ from __future__ import annotations
 import logging
 
 from mlstack.core import registry
-from mlstack.core.errors import CheckFailed, MlstackError, UsageError
+from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# storage URI schemes KServe's storage initializer can fetch
-KSERVE_SCHEMES = (
-    "s3://",
-    "gs://",
-    "pvc://",
-    "https://",
-    "http://",
-    "hdfs://",
-    "webhdfs://",
-    "oci://",
-    "hf://",
-    "file://",
-    "/",
-)
 
 
 def _client(settings: Settings):
@@ -47,18 +32,7 @@ def aliases(settings: Settings, model: str) -> dict[str, str]:
 
 def storage_uri(settings: Settings, model: str, version: str) -> str:
     """Where KServe should fetch ``model`` version ``version`` from, as the registry records it."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(settings)
-    try:
-        uri = client.get_model_version_download_uri(model, str(version))
-    except MlflowException as exc:
-        raise UsageError(f"{model} version {version} is not in the MLflow registry: {exc.message}") from exc
-    if not uri.startswith(KSERVE_SCHEMES):
-        raise UsageError(
-            f"MLflow stores {model} v{version} at {uri!r}, which KServe cannot fetch; pass --storage-uri"
-        )
-    return uri
+    return registry.kserve_storage_uri(_client(settings), model, version)
 
 
 def apply(settings: Settings, ops) -> list[str]:
