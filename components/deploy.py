@@ -1,4 +1,4 @@
-"""Pipeline step ``deploy``: start a canary of the newly registered version through the KServe SDK.
+"""Pipeline step ``deploy`` (the KFP wrapper is ``components.deploy_op``): start a canary of the newly registered version through the KServe SDK.
 
 Runs after registration, behind the quality gate, only when the pipeline's ``deploy`` parameter is on.
 The patch itself is computed by ``mlstack.core.isvc`` (the same code the ``kubectl model`` plugin's
@@ -6,19 +6,15 @@ state machine uses for its start move), so a canary started by the pipeline and 
 look identical and both can be promoted or rolled back by ``kubectl model``.
 """
 
-# no `from __future__ import annotations`: KFP reads the real parameter types of the component
-import logging
-import os
-import re
+from __future__ import annotations
 
-from kfp import dsl
+import logging
+import re
 
 from mlstack.core import isvc
 from mlstack.core.errors import CheckFailed, MlstackError
 
 log = logging.getLogger(__name__)
-
-COMPONENT_IMAGE = os.environ.get("MLSTACK_COMPONENTS_IMAGE", "mlstack-components:latest")
 
 
 def _sdk_object(data, type_name: str, configuration):
@@ -64,6 +60,12 @@ def start_canary(
         current = client.get(inference_service, namespace=namespace)
     except RuntimeError as exc:  # KServeClient wraps every API error in RuntimeError
         raise MlstackError(f"cannot read InferenceService {namespace}/{inference_service}: {exc}") from exc
+    if isvc.serving_version(current) == str(model_version):
+        return {
+            "inference_service": inference_service,
+            "deployed": False,
+            "reason": f"already serving v{model_version}",
+        }
     warnings = isvc.check_start(current, str(model_version), percent)
     patch = isvc.start_canary_patch(current, str(model_version), storage_uri, percent)
     patch["apiVersion"], patch["kind"] = isvc.API_VERSION, "InferenceService"
@@ -81,6 +83,7 @@ def start_canary(
     log.info("canary started: %s/%s v%s at %d%%", namespace, inference_service, model_version, percent)
     return {
         "inference_service": inference_service,
+        "deployed": True,
         "namespace": namespace,
         "model_version": str(model_version),
         "storage_uri": storage_uri,
@@ -109,6 +112,8 @@ def deploy_step(
     from mlstack.core.settings import load_settings
 
     settings = load_settings()
+    if not model_version:
+        return {"deployed": False, "reason": "nothing was registered"}
     if not storage_uri:
         registry.configure(settings)
         storage_uri = registry.kserve_storage_uri(MlflowClient(), model_name, model_version)
@@ -120,24 +125,4 @@ def deploy_step(
         percent or settings.canary.initial_percent,
         kserve_client=kserve_client,
     )
-    return {"deployed": True, **result}
-
-
-@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def deploy_canary(
-    deploy: bool,
-    model_name: str,
-    model_version: str,
-    inference_service: str,
-    namespace: str,
-    storage_uri: str = "",
-    percent: int = 0,
-) -> str:
-    """Start a canary of the registered version on the InferenceService when ``deploy`` is on (JSON result)."""
-    import json
-
-    from components.deploy import deploy_step
-
-    return json.dumps(
-        deploy_step(deploy, model_name, model_version, inference_service, namespace, storage_uri, percent)
-    )
+    return result

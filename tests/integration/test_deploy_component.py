@@ -7,7 +7,9 @@ import os
 import pytest
 import yaml
 
-from components.deploy import COMPONENT_IMAGE, deploy_canary, deploy_step, start_canary
+from components.deploy import deploy_step, start_canary
+from components.deploy_op import deploy_canary_op
+from components.image import COMPONENT_IMAGE
 from mlstack.core.errors import CheckFailed
 
 
@@ -51,13 +53,13 @@ def test_component_compiles_to_our_image_without_installing_kfp(tmp_path):
     from kfp import compiler
 
     path = tmp_path / "deploy.yaml"
-    compiler.Compiler().compile(deploy_canary, str(path))
+    compiler.Compiler().compile(deploy_canary_op, str(path))
     spec = yaml.safe_load(path.read_text())
     container = next(iter(spec["deploymentSpec"]["executors"].values()))["container"]
     assert container["image"] == COMPONENT_IMAGE
     assert "pip install" not in " ".join(container["command"])
     assert set(spec["root"]["inputDefinitions"]["parameters"]) >= {
         "deploy",
-        "model_version",
+        "register_result",
         "inference_service",
     }
