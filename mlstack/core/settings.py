@@ -112,6 +112,10 @@ class CanaryConfig(BaseModel):
     p95_query_unit_ms: float = Field(1.0, gt=0)  # multiply the p95 query result by this to get ms
     report_dir: str | None = None  # default: <home>/canary
     schedule: str = "*/10 * * * *"
+    # the training pipeline's deploy step: start a canary of each registered version when on
+    deploy: bool = False
+    inference_service: str | None = None  # default: training.model_name
+    namespace: str = "mlstack"
 
 
 class Settings(BaseSettings):

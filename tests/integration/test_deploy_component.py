@@ -63,3 +63,27 @@ def test_component_compiles_to_our_image_without_installing_kfp(tmp_path):
         "register_result",
         "inference_service",
     }
+
+
+def test_training_pipeline_deploys_only_behind_the_gate_and_the_switch(tmp_path):
+    from kfp import compiler
+
+    from pipelines.training import training_pipeline
+
+    path = tmp_path / "training.yaml"
+    compiler.Compiler().compile(training_pipeline, str(path))
+    spec = yaml.safe_load(path.read_text())
+    tasks = {
+        name: task
+        for comp in spec["components"].values()
+        for name, task in (comp.get("dag") or {}).get("tasks", {}).items()
+    }
+    deploy_branch = next(t for t in tasks.values() if t.get("taskInfo", {}).get("name") == "deploy-enabled")
+    assert (
+        deploy_branch["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--deploy'] == true"
+    )
+    gate_branch = next(t for t in tasks.values() if t.get("taskInfo", {}).get("name") == "gate-passed")
+    inner = spec["components"][gate_branch["componentRef"]["name"]]["dag"]["tasks"]
+    assert any(t.get("taskInfo", {}).get("name") == "deploy-enabled" for t in inner.values())
+    assert spec["root"]["inputDefinitions"]["parameters"]["deploy"]["defaultValue"] is False
