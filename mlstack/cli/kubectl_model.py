@@ -7,22 +7,17 @@ manifest and prints the new object: no cluster, no registry writes (GitOps).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from mlstack.cli import model_aliases
 from mlstack.cli.common import run_app, settings_from, setup_logging
+from mlstack.cli.kubectl_moves import Output, Target, dump, execute
 from mlstack.core import isvc
 from mlstack.core.errors import UsageError
-from mlstack.core.settings import Settings
 from serving import canary
 
 app = typer.Typer(
@@ -32,12 +27,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class Output(StrEnum):
-    json = "json"
-    yaml = "yaml"
-    wide = "wide"
 
 
 Name = Annotated[str, typer.Argument(help="InferenceService name.")]
@@ -56,103 +45,6 @@ File = Annotated[
 Config = Annotated[
     str | None, typer.Option("--config", help="mlstack config YAML (default: $MLSTACK_CONFIG).")
 ]
-
-
-@dataclass
-class Target:
-    """Where the object comes from and where results go."""
-
-    name: str
-    namespace: str | None
-    context: str | None
-    output: Output | None
-    dry_run: bool
-    filename: Path | None
-    settings: Settings
-
-    def load(self) -> tuple[dict, object | None]:
-        if self.filename:
-            return _read_manifest(self.filename, self.name), None
-        from mlstack.cli.kube import Kube
-
-        kube = Kube(self.context, self.namespace)
-        self.namespace = kube.namespace
-        return kube.get(self.name), kube
-
-    def aliases(self, obj: dict, kube) -> dict[str, str]:
-        # a manifest is worked on without the registry: nothing is read or written there
-        return {} if kube is None else model_aliases.aliases(self.settings, isvc.registered_model(obj))
-
-
-def _read_manifest(path: Path, name: str) -> dict:
-    if not path.is_file():
-        raise UsageError(f"file not found: {path}")
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
-    found = [
-        d
-        for d in docs
-        if d.get("kind") == "InferenceService" and (d.get("metadata") or {}).get("name") == name
-    ]
-    if not found:
-        raise UsageError(f"{path} holds no InferenceService named {name!r}")
-    return found[0]
-
-
-_SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
-
-
-def _manifest(obj: dict) -> dict:
-    """The object as a manifest to apply: no status, no server-managed metadata."""
-    manifest = {k: v for k, v in obj.items() if k != "status"}
-    manifest["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
-    return manifest
-
-
-def _dump(obj, output: Output | None) -> str:
-    if output == Output.json:
-        return json.dumps(obj, indent=2)
-    return yaml.safe_dump(obj, sort_keys=False).rstrip("\n")
-
-
-def _execute(
-    target: Target, build: Callable[[dict, dict[str, str]], canary.Move], quiet: bool = False
-) -> tuple[canary.Move, list[str]]:
-    """Build a move from the current object and apply it (or print it); returns it and the registry changes."""
-    obj, kube = target.load()
-    move = build(obj, target.aliases(obj, kube))
-    for warning in move.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    notes = [op.describe() for op in move.alias_ops]
-    if kube is None:
-        typer.echo(_dump(_manifest(move.result(obj)), target.output))
-        if notes:
-            typer.echo("registry moves to make once applied: " + "; ".join(notes), err=True)
-        return move, []
-    if target.dry_run:
-        typer.echo(_dump(move.patches[0] if len(move.patches) == 1 else move.patches, target.output))
-        if notes:
-            typer.echo("would then move in MLflow: " + "; ".join(notes), err=True)
-        return move, []
-    result = obj
-    for index, patch in enumerate(move.patches):
-        if index == 0:  # optimistic concurrency: refuse if someone changed the object since we read it
-            patch = isvc.merge_patch(
-                patch, {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
-            )
-        result = kube.patch(target.name, patch)
-    done = model_aliases.apply(target.settings, move.alias_ops)
-    if quiet:
-        pass
-    elif target.output in (Output.json, Output.yaml):
-        typer.echo(_dump(result, target.output))
-    else:
-        typer.echo(f"{move.kind}: {move.summary}")
-        for line in done:
-            typer.echo(f"  mlflow: {line}")
-    return move, done
 
 
 def _status_row(state: canary.CanaryState, obj: dict, wide: bool) -> dict:
@@ -192,7 +84,7 @@ def status(
     row = _status_row(state, obj, wide=output == Output.wide)
     if output in (Output.json, Output.yaml):
         row["traffic"] = list(state.revisions.traffic)
-        typer.echo(_dump(row, output))
+        typer.echo(dump(row, output))
         return
     widths = {k: max(len(k), len(str(v))) for k, v in row.items()}
     typer.echo("  ".join(k.upper().ljust(widths[k]) for k in row))
@@ -228,14 +120,14 @@ def start_canary(
     if version is None:
         if percent is None:
             raise UsageError("give --version to start a canary, or --percent to change the one in flight")
-        _execute(target, lambda obj, aliases: canary.step(obj, aliases, share))
+        execute(target, lambda obj, aliases: canary.step(obj, aliases, share))
         return
 
     def build(obj: dict, aliases: dict[str, str]) -> canary.Move:
         uri = storage_uri or model_aliases.storage_uri(settings, isvc.registered_model(obj), version)
         return canary.start(obj, aliases, version, uri, share)
 
-    _execute(target, build)
+    execute(target, build)
 
 
 @app.command()
@@ -250,7 +142,7 @@ def promote(
 ) -> None:
     """Send all traffic to the canary; MLflow champion -> its version, previous -> the old champion."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    _execute(target, canary.promote)
+    execute(target, canary.promote)
 
 
 @app.command()
@@ -268,7 +160,7 @@ def rollback(
 ) -> None:
     """Pin traffic to the champion (percent 0), restore its spec, tag the challenger 'rejected'."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    _execute(target, lambda obj, aliases: canary.rollback(obj, aliases, reason))
+    execute(target, lambda obj, aliases: canary.rollback(obj, aliases, reason))
 
 
 @app.command()
@@ -319,10 +211,10 @@ def analyze(
     summary = {**analysis.to_dict(), "report": {"json": str(json_path), "markdown": str(md_path)}}
     move = None
     if apply and analysis.verdict == "promote":
-        move, done = _execute(target, canary.promote, quiet=True)
+        move, done = execute(target, canary.promote, quiet=True)
     elif apply and analysis.verdict == "rollback":
         reason = "canary analysis: " + "; ".join(analysis.reasons)
-        move, done = _execute(target, lambda o, a: canary.rollback(o, a, reason), quiet=True)
+        move, done = execute(target, lambda o, a: canary.rollback(o, a, reason), quiet=True)
     if move is not None:
         summary["applied"] = {"move": move.kind, "summary": move.summary, "registry": done}
     # with -f the new object owns stdout; the verdict goes to stderr
@@ -331,7 +223,7 @@ def analyze(
 
 def _report(summary: dict, output: Output | None, err: bool = False) -> None:
     if output in (Output.json, Output.yaml):
-        typer.echo(_dump(summary, output), err=err)
+        typer.echo(dump(summary, output), err=err)
         return
     typer.echo(f"verdict: {summary['verdict']}", err=err)
     for reason in summary.get("reasons", []):
