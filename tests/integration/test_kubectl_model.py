@@ -10,7 +10,7 @@ import json
 
 import yaml
 
-from tests.fixtures.canary import run_kubectl_model
+from tests.fixtures.canary import run_plugin
 from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
 
 
@@ -110,7 +110,7 @@ def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
     manifest.write_text(yaml.safe_dump(live))
     env = {"MLSTACK_HOME": str(tmp_path / "home"), "KUBECONFIG": str(tmp_path / "missing")}
 
-    started = run_kubectl_model(
+    started = run_plugin(
         "canary",
         "fraud",
         "--version",
@@ -139,13 +139,13 @@ def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
         ("promote", lambda o: "canaryTrafficPercent" not in o["spec"]["predictor"]),
         ("rollback", lambda o: o["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-1"),
     ):
-        result = run_kubectl_model(command, "fraud", "-f", str(in_flight), "--dry-run", "-o", "yaml", env=env)
+        result = run_plugin(command, "fraud", "-f", str(in_flight), "--dry-run", "-o", "yaml", env=env)
         assert result.returncode == 0, result.stderr
         obj = yaml.safe_load(result.stdout)
         assert_valid_isvc(obj)
         assert check(obj), obj
 
-    bad = run_kubectl_model(
+    bad = run_plugin(
         "canary",
         "fraud",
         "--version",
