@@ -53,6 +53,10 @@ test: setup ## Run unit and integration tests (installs everything it needs firs
 test-unit: $(VENV)/.synced ## Run only the unit tests (fast, no servers)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: test-canary
+test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, analysis, kubectl-model, deploy step)
+	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.synced ## Lint and format-check the Python code (ruff)
 	$(VENV)/bin/ruff check .

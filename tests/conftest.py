@@ -17,6 +17,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.mlflow_server",
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
+    "tests.fixtures.canary",
 ]
 
 

@@ -106,14 +106,46 @@ class DriftConfig(BaseModel):
 
 
 class CanaryConfig(BaseModel):
-    initial_percent: int = Field(10, ge=1, le=99)
+    """Canary rollout and analysis: traffic share, sample floors, verdict thresholds, data sources."""
+
+    initial_percent: int = Field(10, ge=1, le=100)
+    # floors before any promote: logged predictions / requests per variant, labeled rows per variant
     min_samples: int = Field(500, ge=1)
     min_labeled: int = Field(300, ge=1)
-    max_accuracy_drop: float = 0.02
-    max_error_rate: float = 0.01
-    max_p95_latency_ratio: float = 1.5
-    max_prediction_shift: float = 0.1
+    # accuracy: roll back when the canary is significantly worse by at least this much (points/100);
+    # promote only when the interval shows it is not worse by more than this
+    max_accuracy_drop: float = Field(0.02, gt=0, lt=1)
+    max_error_rate: float = Field(0.01, gt=0, lt=1)
+    max_p95_latency_ratio: float = Field(1.5, gt=1)
+    # Wasserstein distance between the variants' positive-class probability distributions
+    max_prediction_shift: float = Field(0.1, gt=0)
+    prediction_shift_action: Literal["continue", "rollback"] = "continue"
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    # sequential = always-valid mSPRT interval (safe when analyze runs again and again, as the CronJob
+    # does); fixed = Newcombe interval, valid for one look only
+    method: Literal["sequential", "fixed"] = "sequential"
+    payload_store: str | None = None  # default: <home>/payloads
+    prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
+    prometheus_timeout: float = Field(10.0, gt=0)
+    # PromQL per revision; $namespace, $revision and $window are substituted. Defaults: Knative
+    # queue-proxy metrics (revision_app_request_*). Knative >= 1.19 exports OpenTelemetry names
+    # instead; override these three queries to match what your Prometheus scrapes.
+    requests_query: str = 'sum(increase(revision_app_request_count{namespace_name="$namespace",revision_name="$revision"}[$window]))'
+    errors_query: str = (
+        "sum(increase(revision_app_request_count"
+        '{namespace_name="$namespace",revision_name="$revision",response_code_class="5xx"}[$window]))'
+    )
+    p95_query: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(revision_app_request_latencies_bucket"
+        '{namespace_name="$namespace",revision_name="$revision"}[$window])))'
+    )
+    p95_query_unit_ms: float = Field(1.0, gt=0)  # multiply the p95 query result by this to get ms
+    report_dir: str | None = None  # default: <home>/canary
+    schedule: str = "*/10 * * * *"
+    # the training pipeline's deploy step: start a canary of each registered version when on
+    deploy: bool = False
+    inference_service: str | None = None  # default: training.model_name
+    namespace: str = "mlstack"
 
 
 class Settings(BaseSettings):
