@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import data, pipeline
+from mlstack.cli import data, drift, pipeline, serve
 from mlstack.cli.common import run_app, setup_logging
 
 app = typer.Typer(
@@ -16,6 +16,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
+serve.register(app)
+app.command("drift")(drift.drift)
 
 
 @app.callback()

@@ -51,28 +51,58 @@ class TrainingConfig(BaseModel):
 
 class ServingConfig(BaseModel):
     max_batch_rows: int = Field(1000, ge=1)
-    host: str = "127.0.0.1"
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
     port: int = 8080
+    workers: int = Field(1, ge=1)
+    model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
+    # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
+    server: Literal["lean", "kserve"] = "lean"
 
 
 class SinkConfig(BaseModel):
-    host: str = "127.0.0.1"
+    store: str | None = None  # payload-log store (directory or s3:// prefix); default $MLSTACK_HOME/payloads
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
     port: int = 8090
     flush_rows: int = Field(5000, ge=1)
     flush_seconds: float = Field(5.0, gt=0)
+    wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
+    pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class DriftConfig(BaseModel):
-    min_rows: int = Field(200, ge=1)
+    """The drift job: pinned methods and thresholds, data minimums, quality and performance limits.
+
+    Numeric features use ``numeric_method``; categorical ones, and numeric ones with at most
+    ``low_cardinality`` distinct reference values, use ``categorical_method`` (Evidently's own
+    choice for large references), pinned from the reference so sampling can never switch them.
+    """
+
+    min_rows: int = Field(1000, ge=1)
     numeric_method: str = "wasserstein"
     numeric_threshold: float = 0.1
     categorical_method: str = "jensenshannon"
     categorical_threshold: float = 0.1
-    drift_share: float = Field(0.3, gt=0, le=1)
+    low_cardinality: int = Field(5, ge=1)
+    drift_share: float = Field(0.1, gt=0, le=1)
     prediction_method: str = "wasserstein"
     prediction_threshold: float = 0.1
+    # absolute rise of a feature's missing share (vs the reference) that counts as drift
+    missing_share_increase: float = Field(0.1, gt=0, le=1)
+    # share of rows breaking the data contract in one feature that counts as drift
+    max_out_of_contract_share: float = Field(0.05, gt=0, le=1)
+    # performance where labels exist: minimum labelled rows, allowed drops versus offline
+    min_labeled: int = Field(200, ge=1)
+    max_accuracy_drop: float = Field(0.03, gt=0)
+    max_roc_auc_drop: float = Field(0.05, gt=0)
     sample_rows: int = Field(50000, ge=1000)
+    sample_seed: int = 0
     schedule: str = "*/15 * * * *"
+    window: str = "1h"
+    workspace: str | None = None  # default: $MLSTACK_HOME/evidently
+    pushgateway: str | None = None  # e.g. http://pushgateway:9091; unset = no push
+    push_job: str = "mlstack_drift"
 
 
 class CanaryConfig(BaseModel):
@@ -155,6 +185,10 @@ class Settings(BaseSettings):
         if self.tracking_uri:
             return self.tracking_uri
         return f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def payload_store(self) -> str:
+        return self.sink.store or str(self.resolved_home / "payloads")
 
     @property
     def artifact_root(self) -> Path:
