@@ -42,13 +42,25 @@ class Services:
     log_dir: Path
     started: list[Service] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str], health_path: str, port: int, env: dict | None = None,
-              timeout: float = 180) -> Service:
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        health_path: str,
+        port: int,
+        env: dict | None = None,
+        timeout: float = 180,
+    ) -> Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "w")
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         service = Service(name, url, process, log_path)
         self.started.append(service)
@@ -56,7 +68,9 @@ class Services:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 tail = log_path.read_text()[-600:]
-                raise MlstackError(f"{name} exited with {process.returncode} on start; log {log_path}: {tail}")
+                raise MlstackError(
+                    f"{name} exited with {process.returncode} on start; log {log_path}: {tail}"
+                )
             try:
                 if httpx.get(url + health_path, timeout=2).status_code < 500:
                     return service

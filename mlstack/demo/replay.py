@@ -51,7 +51,10 @@ class ReplayResult:
 def _json_rows(frame: pd.DataFrame) -> list[dict]:
     """Rows as JSON-safe dicts: NaN becomes null, numpy scalars become Python ones."""
     records = frame.to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in records]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in records
+    ]
 
 
 def choose_variants(count: int, variants: list[Variant], seed: int) -> np.ndarray:
@@ -90,8 +93,11 @@ async def replay(
         request_id = str(uuid.UUID(int=np.random.default_rng([seed, i]).integers(0, 2**63) << 64 | i))
         body = orjson.dumps({"instances": [payloads[i]], "parameters": {"return_probabilities": True}})
         began = asyncio.get_running_loop().time()
-        answer = await client.post(f"{variant.url}/v1/models/{model_name}:predict", content=body,
-                                   headers={"content-type": "application/json"})
+        answer = await client.post(
+            f"{variant.url}/v1/models/{model_name}:predict",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         elapsed = (asyncio.get_running_loop().time() - began) * 1000
         result.sent += 1
         if answer.status_code != 200:
@@ -101,21 +107,37 @@ async def replay(
         result.answered[version] += 1
         result.latencies_ms.setdefault(version, []).append(elapsed)
         stamp = (start + step * i).isoformat()
-        common = {"ce-id": request_id, "ce-specversion": "1.0", "ce-source": f"http://localhost/{model_name}",
-                  "ce-inferenceservicename": model_name, "ce-namespace": namespace,
-                  "ce-component": variant.component, "ce-time": stamp, "content-type": "application/json"}
-        for kind, content in (("request", body), ("response", answer.content)):
-            headers = dict(common, **{"ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE})
-            logged = await client.post(f"{sink_url}/", content=content, headers=headers)
-            if logged.status_code >= 300:
-                result.errors[f"sink:{logged.status_code}"] += 1
+        common = {
+            "ce-id": request_id,
+            "ce-specversion": "1.0",
+            "ce-source": f"http://localhost/{model_name}",
+            "ce-inferenceservicename": model_name,
+            "ce-namespace": namespace,
+            "ce-component": variant.component,
+            "ce-time": stamp,
+            "content-type": "application/json",
+        }
+        # KServe's logger posts both events (and a client its label) independently: send them together
+        sends = [
+            client.post(
+                f"{sink_url}/",
+                content=content,
+                headers=dict(common, **{"ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE}),
+            )
+            for kind, content in (("request", body), ("response", answer.content))
+        ]
         if labeled[i]:
-            feedback = await client.post(f"{sink_url}/feedback",
-                                         json={"request_id": request_id, "label": int(labels.iloc[i])})
-            if feedback.status_code < 300:
+            sends.append(
+                client.post(
+                    f"{sink_url}/feedback", json={"request_id": request_id, "label": int(labels.iloc[i])}
+                )
+            )
+        answers = await asyncio.gather(*sends)
+        for kind, logged in zip(("sink", "sink", "feedback"), answers, strict=False):
+            if logged.status_code >= 300:
+                result.errors[f"{kind}:{logged.status_code}"] += 1
+            elif kind == "feedback":
                 result.labeled += 1
-            else:
-                result.errors[f"feedback:{feedback.status_code}"] += 1
 
     async def worker(client: httpx.AsyncClient) -> None:
         while True:

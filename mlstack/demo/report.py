@@ -24,8 +24,14 @@ def _num(value: Any, digits: int = 4) -> str:
     return _e(value)
 
 
-def line_chart(series: dict[str, list[float | None]], labels: list[str], title: str, threshold: float | None = None,
-               width: int = 720, height: int = 260) -> str:
+def line_chart(
+    series: dict[str, list[float | None]],
+    labels: list[str],
+    title: str,
+    threshold: float | None = None,
+    width: int = 720,
+    height: int = 260,
+) -> str:
     """An SVG line chart: one line per series over the same x labels; an optional dashed threshold."""
     pad_l, pad_r, pad_t, pad_b = 48, 160, 28, 40
     values = [v for line in series.values() for v in line if v is not None]
@@ -38,19 +44,25 @@ def line_chart(series: dict[str, list[float | None]], labels: list[str], title: 
     def y(v: float) -> float:
         return pad_t + (height - pad_t - pad_b) * (1 - v / top)
 
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="{pad_l}" y="16" class="ct">{_e(title)}</text>',
-             f'<line x1="{pad_l}" y1="{y(0)}" x2="{width - pad_r}" y2="{y(0)}" stroke="#888"/>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        f'<text x="{pad_l}" y="16" class="ct">{_e(title)}</text>',
+        f'<line x1="{pad_l}" y1="{y(0)}" x2="{width - pad_r}" y2="{y(0)}" stroke="#888"/>',
+    ]
     for k in range(5):
         v = top * k / 4
         parts.append(f'<text x="{pad_l - 6}" y="{y(v) + 4}" text-anchor="end" class="ax">{v:.2f}</text>')
         parts.append(f'<line x1="{pad_l}" y1="{y(v)}" x2="{width - pad_r}" y2="{y(v)}" stroke="#eee"/>')
     for i, label in enumerate(labels):
-        parts.append(f'<text x="{x(i)}" y="{height - pad_b + 16}" text-anchor="middle" class="ax">{_e(label)}</text>')
+        parts.append(
+            f'<text x="{x(i)}" y="{height - pad_b + 16}" text-anchor="middle" class="ax">{_e(label)}</text>'
+        )
     if threshold is not None:
-        parts.append(f'<line x1="{pad_l}" y1="{y(threshold)}" x2="{width - pad_r}" y2="{y(threshold)}" '
-                     f'stroke="#cf222e" stroke-dasharray="6 4"/>'
-                     f'<text x="{width - pad_r + 4}" y="{y(threshold) + 4}" class="ax">threshold {threshold}</text>')
+        parts.append(
+            f'<line x1="{pad_l}" y1="{y(threshold)}" x2="{width - pad_r}" y2="{y(threshold)}" '
+            f'stroke="#cf222e" stroke-dasharray="6 4"/>'
+            f'<text x="{width - pad_r + 4}" y="{y(threshold) + 4}" class="ax">threshold {threshold}</text>'
+        )
     for idx, (name, line) in enumerate(series.items()):
         color = PALETTE[idx % len(PALETTE)]
         points = [(x(i), y(v)) for i, v in enumerate(line) if v is not None]
@@ -58,8 +70,10 @@ def line_chart(series: dict[str, list[float | None]], labels: list[str], title: 
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
             parts += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{color}"/>' for px, py in points]
-        parts.append(f'<rect x="{width - pad_r + 8}" y="{pad_t + 16 * idx}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{width - pad_r + 22}" y="{pad_t + 9 + 16 * idx}" class="ax">{_e(name)}</text>')
+        parts.append(
+            f'<rect x="{width - pad_r + 8}" y="{pad_t + 16 * idx}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{width - pad_r + 22}" y="{pad_t + 9 + 16 * idx}" class="ax">{_e(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -69,14 +83,18 @@ def bar_chart(bars: dict[str, float], title: str, width: int = 720, unit: str = 
     row, pad_l = 28, 170
     height = 30 + row * len(bars)
     top = max(list(bars.values()) + [1e-9])
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
-             f'<text x="0" y="16" class="ct">{_e(title)}</text>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+        f'<text x="0" y="16" class="ct">{_e(title)}</text>',
+    ]
     for i, (name, value) in enumerate(bars.items()):
         y = 26 + row * i
         w = (width - pad_l - 90) * value / top
-        parts.append(f'<text x="{pad_l - 8}" y="{y + 16}" text-anchor="end" class="ax">{_e(name)}</text>'
-                     f'<rect x="{pad_l}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % len(PALETTE)]}"/>'
-                     f'<text x="{pad_l + w + 6}" y="{y + 16}" class="ax">{value:g}{unit}</text>')
+        parts.append(
+            f'<text x="{pad_l - 8}" y="{y + 16}" text-anchor="end" class="ax">{_e(name)}</text>'
+            f'<rect x="{pad_l}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % len(PALETTE)]}"/>'
+            f'<text x="{pad_l + w + 6}" y="{y + 16}" class="ax">{value:g}{unit}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -108,7 +126,10 @@ def render(summary: dict[str, Any], out_dir: Path) -> str:
     )
     top_features = summary.get("top_drift_features", [])
     feature_chart = line_chart(
-        {name: [(w.get("features") or {}).get(name, {}).get("score") for w in windows] for name in top_features},
+        {
+            name: [(w.get("features") or {}).get(name, {}).get("score") for w in windows]
+            for name in top_features
+        },
         labels,
         "Drift score of the most drifted features",
     )
@@ -118,16 +139,30 @@ def render(summary: dict[str, Any], out_dir: Path) -> str:
         f"Requests answered per model version (configured split {traffic['split']})",
     )
     window_rows = [
-        [_e(w["label"]), w.get("rows", 0), _e(w.get("status")), "yes" if w.get("drift_detected") else "no",
-         _num(w.get("drifted_share"), 3), _num(_prediction_score(w), 3),
-         (f'<a href="{_e(w["report"])}">Evidently report</a>' if w.get("report") else "—")]
+        [
+            _e(w["label"]),
+            w.get("rows", 0),
+            _e(w.get("status")),
+            "yes" if w.get("drift_detected") else "no",
+            _num(w.get("drifted_share"), 3),
+            _num(_prediction_score(w), 3),
+            (f'<a href="{_e(w["report"])}">Evidently report</a>' if w.get("report") else "—"),
+        ]
         for w in windows
     ]
     ab = summary["analysis"]
     comparison_rows = [
-        [_e(c["metric"]), c.get("n_primary"), c.get("n_canary"), _num(c.get("primary")), _num(c.get("canary")),
-         _num(c.get("difference")), f"[{_num(c.get('ci_low'))}, {_num(c.get('ci_high'))}]", _num(c.get("p_value")),
-         _e(c.get("method", ""))]
+        [
+            _e(c["metric"]),
+            c.get("n_primary"),
+            c.get("n_canary"),
+            _num(c.get("primary")),
+            _num(c.get("canary")),
+            _num(c.get("difference")),
+            f"[{_num(c.get('ci_low'))}, {_num(c.get('ci_high'))}]",
+            _num(c.get("p_value")),
+            _e(c.get("method", "")),
+        ]
         for c in ab.get("comparisons", [])
     ]
     variant_rows = [
@@ -136,16 +171,28 @@ def render(summary: dict[str, Any], out_dir: Path) -> str:
     ]
     check_rows = [[_e(c["name"]), _e(c["status"]), _e(c["reason"])] for c in ab.get("checks", [])]
     before, after = summary["aliases_before"], summary["aliases_after"]
-    alias_rows = [[_e(a), _e(before.get(a, "—")), _e(after.get(a, "—"))] for a in ("champion", "challenger", "previous")]
+    alias_rows = [
+        [_e(a), _e(before.get(a, "—")), _e(after.get(a, "—"))] for a in ("champion", "challenger", "previous")
+    ]
     version_rows = [
-        [_e(v["version"]), _e(v["aliases"]), _num(v["metrics"].get("roc_auc")), _num(v["metrics"].get("pr_auc")),
-         _num(v["metrics"].get("brier")), _e(v.get("data", ""))]
+        [
+            _e(v["version"]),
+            _e(v["aliases"]),
+            _num(v["metrics"].get("roc_auc")),
+            _num(v["metrics"].get("pr_auc")),
+            _num(v["metrics"].get("brier")),
+            _e(v.get("data", "")),
+        ]
         for v in summary["versions"]
     ]
     verdict = ab.get("verdict", "?")
     color = {"promote": "#1a7f37", "rollback": "#cf222e"}.get(verdict, "#9a6700")
-    links = "".join(f'<li><a href="{_e(href)}">{_e(text)}</a></li>' for text, href in summary.get("links", []))
-    timings = _table(["step", "seconds"], [[_e(k), f"{v:.1f}"] for k, v in summary.get("timings", {}).items()])
+    links = "".join(
+        f'<li><a href="{_e(href)}">{_e(text)}</a></li>' for text, href in summary.get("links", [])
+    )
+    timings = _table(
+        ["step", "seconds"], [[_e(k), f"{v:.1f}"] for k, v in summary.get("timings", {}).items()]
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mlstack demo: {_e(model)}</title>
 <style>

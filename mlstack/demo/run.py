@@ -39,15 +39,31 @@ class DemoSize:
     canary_percent: int
     min_samples: int
     min_labeled: int
-    drift_min_rows: int
+    drift_min_rows: int  # each window holds requests / windows x the champion's share: keep it above this
 
     @classmethod
     def of(cls, fast: bool) -> DemoSize:
         if fast:
-            return cls(train_rows=8_000, requests=4_000, windows=4, label_share=0.8, canary_percent=50,
-                       min_samples=500, min_labeled=400, drift_min_rows=400)
-        return cls(train_rows=40_000, requests=10_000, windows=6, label_share=0.8, canary_percent=10,
-                   min_samples=500, min_labeled=400, drift_min_rows=1000)
+            return cls(
+                train_rows=8_000,
+                requests=4_000,
+                windows=2,
+                label_share=0.8,
+                canary_percent=10,
+                min_samples=300,
+                min_labeled=250,
+                drift_min_rows=1000,
+            )
+        return cls(
+            train_rows=40_000,
+            requests=10_000,
+            windows=6,
+            label_share=0.8,
+            canary_percent=10,
+            min_samples=500,
+            min_labeled=400,
+            drift_min_rows=1000,
+        )
 
 
 class Step:
@@ -84,11 +100,15 @@ def _demo_settings(base: Settings, home: Path, size: DemoSize) -> Settings:
             "registry_uri": None,
             "sink": base.sink.model_copy(update={"store": str(home / "payloads"), "flush_seconds": 1.0}),
             "canary": base.canary.model_copy(
-                update={"initial_percent": size.canary_percent, "min_samples": size.min_samples,
-                        "min_labeled": size.min_labeled, "method": "fixed", "max_accuracy_drop": 0.05}
+                update={
+                    "initial_percent": size.canary_percent,
+                    "min_samples": size.min_samples,
+                    "min_labeled": size.min_labeled,
+                    "method": "fixed",
+                    "max_accuracy_drop": 0.05,
+                }
             ),
-            # one drift window holds requests/windows x the champion's share of rows
-            "drift": base.drift.model_copy(update={"min_rows": min(base.drift.min_rows, size.drift_min_rows)}),
+            "drift": base.drift.model_copy(update={"min_rows": size.drift_min_rows}),
         }
     )
 
@@ -116,8 +136,15 @@ def traffic_rows(size: DemoSize, scenario: str) -> tuple[pd.DataFrame, int]:
     return pd.concat([before, after], ignore_index=True), half
 
 
-def drift_over_time(settings: Settings, model: str, version: str, start: datetime, period: timedelta,
-                    windows: int, workspace: Path) -> list[dict]:
+def drift_over_time(
+    settings: Settings,
+    model: str,
+    version: str,
+    start: datetime,
+    period: timedelta,
+    windows: int,
+    workspace: Path,
+) -> list[dict]:
     """Run the real drift job once per window of the simulated period, champion traffic only."""
     from monitoring import drift_job
 
@@ -125,8 +152,15 @@ def drift_over_time(settings: Settings, model: str, version: str, start: datetim
     results = []
     for k in range(windows):
         until = start + length * (k + 1)
-        result = drift_job.run(model, version, settings.drift, store=settings.payload_store,
-                               workspace_uri=str(workspace), window=length, now=until)
+        result = drift_job.run(
+            model,
+            version,
+            settings.drift,
+            store=settings.payload_store,
+            workspace_uri=str(workspace),
+            window=length,
+            now=until,
+        )
         result["label"] = f"{(start + length * k):%H:%M}–{until:%H:%M}"
         results.append(result)
     return results
@@ -170,8 +204,15 @@ def base_isvc(model: str, version: str, storage_uri: str) -> dict:
     }
 
 
-def apply_verdict(settings: Settings, model: str, champion: str, challenger: str, verdict: str,
-                  reasons: list[str], out_dir: Path) -> dict:
+def apply_verdict(
+    settings: Settings,
+    model: str,
+    champion: str,
+    challenger: str,
+    verdict: str,
+    reasons: list[str],
+    out_dir: Path,
+) -> dict:
     """Walk the InferenceService through start → promote | rollback with the real state machine;
     apply the alias moves to MLflow and write each object the cluster would receive."""
     import yaml
@@ -182,8 +223,13 @@ def apply_verdict(settings: Settings, model: str, champion: str, challenger: str
     aliases = model_aliases.aliases(settings, model)
     obj = base_isvc(model, champion, model_aliases.storage_uri(settings, model, champion))
     (out_dir / "isvc-stable.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
-    started = canary.start(obj, aliases, challenger, model_aliases.storage_uri(settings, model, challenger),
-                           settings.canary.initial_percent)
+    started = canary.start(
+        obj,
+        aliases,
+        challenger,
+        model_aliases.storage_uri(settings, model, challenger),
+        settings.canary.initial_percent,
+    )
     obj = started.result(obj)
     (out_dir / "isvc-canary.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
     applied = model_aliases.apply(settings, started.alias_ops)
@@ -192,17 +238,26 @@ def apply_verdict(settings: Settings, model: str, champion: str, challenger: str
     elif verdict == "rollback":
         move = canary.rollback(obj, model_aliases.aliases(settings, model), "; ".join(reasons)[:250])
     else:
-        return {"applied": applied, "move": "none (verdict continue: the canary keeps its share)",
-                "object": str(out_dir / "isvc-canary.yaml")}
+        return {
+            "applied": applied,
+            "move": "none (verdict continue: the canary keeps its share)",
+            "object": str(out_dir / "isvc-canary.yaml"),
+        }
     obj = move.result(obj)
     (out_dir / f"isvc-after-{verdict}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
     applied += model_aliases.apply(settings, move.alias_ops)
     return {"applied": applied, "move": move.summary, "object": str(out_dir / f"isvc-after-{verdict}.yaml")}
 
 
-def run_demo(base: Settings | None = None, fast: bool = False, keep_running: bool = False,
-             scenario: str = "covariate_shift", say=_say_default, progress_factory=None,
-             on_done=None) -> dict[str, Any]:
+def run_demo(
+    base: Settings | None = None,
+    fast: bool = False,
+    keep_running: bool = False,
+    scenario: str = "covariate_shift",
+    say=_say_default,
+    progress_factory=None,
+    on_done=None,
+) -> dict[str, Any]:
     """The whole loop; returns the summary the report and the terminal table are drawn from.
 
     ``on_done(summary)`` runs while the servers are still up; with ``keep_running`` it is where
@@ -229,40 +284,80 @@ def run_demo(base: Settings | None = None, fast: bool = False, keep_running: boo
         aliases_before = model_aliases.aliases(settings, model)
 
         with Step(timings, "start sink and both predictors", say):
-            env = {"MLSTACK_HOME": str(home), "MLSTACK_TRACKING_URI": settings.resolved_tracking_uri,
-                   "MLSTACK_SINK__FLUSH_SECONDS": "1"}
+            env = {
+                "MLSTACK_HOME": str(home),
+                "MLSTACK_TRACKING_URI": settings.resolved_tracking_uri,
+                "MLSTACK_SINK__FLUSH_SECONDS": "1",
+            }
             sink_port = free_port()
-            sink = services.start("sink", [bin_path("mlstack"), "sink", "--store", settings.payload_store,
-                                           "--port", str(sink_port)], "/healthz", sink_port, env)
+            sink = services.start(
+                "sink",
+                [bin_path("mlstack"), "sink", "--store", settings.payload_store, "--port", str(sink_port)],
+                "/healthz",
+                sink_port,
+                env,
+            )
             predictors = {}
             for version in (champion, challenger):
                 port = free_port()
                 predictors[version] = services.start(
                     f"predictor-v{version}",
-                    [bin_path("mlstack"), "serve", "--model", f"models:/{model}/{version}", "--name", model,
-                     "--port", str(port)], "/v2/health/ready", port, env)
+                    [
+                        bin_path("mlstack"),
+                        "serve",
+                        "--model",
+                        f"models:/{model}/{version}",
+                        "--name",
+                        model,
+                        "--port",
+                        str(port),
+                    ],
+                    "/v2/health/ready",
+                    port,
+                    env,
+                )
 
         rows, drift_from = traffic_rows(size, scenario)
         period = timedelta(hours=size.windows)
         start = (datetime.now(UTC) - period).replace(minute=0, second=0, microsecond=0)
-        variants = [replayer.Variant(predictors[champion].url, 100 - size.canary_percent, "predictor"),
-                    replayer.Variant(predictors[challenger].url, size.canary_percent, "predictor")]
-        with Step(timings, f"replay {len(rows)} requests ({100 - size.canary_percent}/{size.canary_percent} split)", say):
+        variants = [
+            replayer.Variant(predictors[champion].url, 100 - size.canary_percent, "predictor"),
+            replayer.Variant(predictors[challenger].url, size.canary_percent, "predictor"),
+        ]
+        with Step(
+            timings,
+            f"replay {len(rows)} requests ({100 - size.canary_percent}/{size.canary_percent} split)",
+            say,
+        ):
             bar = progress_factory(len(rows)) if progress_factory else None
-            result = asyncio.run(replayer.replay(
-                rows, generator.loan_contract().feature_names, rows["default"], model, variants, sink.url,
-                start, period, label_share=size.label_share, progress=bar))
+            result = asyncio.run(
+                replayer.replay(
+                    rows,
+                    generator.loan_contract().feature_names,
+                    rows["default"],
+                    model,
+                    variants,
+                    sink.url,
+                    start,
+                    period,
+                    label_share=size.label_share,
+                    progress=bar,
+                )
+            )
             if result.errors:
                 raise RuntimeError(f"replay errors: {dict(result.errors)}")
             services.stop_one("sink")  # a graceful stop flushes every acknowledged event to Parquet
 
         with Step(timings, f"drift job on {size.windows} windows (Evidently)", say):
-            windows = drift_over_time(settings, model, champion, start, period, size.windows, home / "evidently")
+            windows = drift_over_time(
+                settings, model, champion, start, period, size.windows, home / "evidently"
+            )
         with Step(timings, "canary analysis", say):
             analysis = analyze_canary(settings, model, champion, challenger, home)
         with Step(timings, f"apply verdict '{analysis['verdict']}' to the MLflow aliases", say):
-            applied = apply_verdict(settings, model, champion, challenger, analysis["verdict"],
-                                    analysis["reasons"], home)
+            applied = apply_verdict(
+                settings, model, champion, challenger, analysis["verdict"], analysis["reasons"], home
+            )
         aliases_after = model_aliases.aliases(settings, model)
 
         scores: dict[str, float] = {}
@@ -278,14 +373,25 @@ def run_demo(base: Settings | None = None, fast: bool = False, keep_running: boo
             "period": f"{size.windows} h",
             "drift_from": f"{(start + period * (drift_from / len(rows))):%H:%M} UTC (request {drift_from})",
             "drift_share_threshold": settings.drift.drift_share,
-            "versions": [{"version": v["model_version"], "aliases": ", ".join(v["aliases"]),
-                          "metrics": v["metrics"], "data": v["data"]} for v in versions],
+            "versions": [
+                {
+                    "version": v["model_version"],
+                    "aliases": ", ".join(v["aliases"]),
+                    "metrics": v["metrics"],
+                    "data": v["data"],
+                }
+                for v in versions
+            ],
             "traffic": {
                 "split": f"{100 - size.canary_percent}/{size.canary_percent}",
-                "by_version": [(v, "champion" if v == champion else "challenger", result.answered.get(v, 0))
-                               for v in (champion, challenger)],
+                "by_version": [
+                    (v, "champion" if v == champion else "challenger", result.answered.get(v, 0))
+                    for v in (champion, challenger)
+                ],
             },
-            "latency_p95_ms": {v: float(pd.Series(ms).quantile(0.95)) for v, ms in result.latencies_ms.items()},
+            "latency_p95_ms": {
+                v: float(pd.Series(ms).quantile(0.95)) for v, ms in result.latencies_ms.items()
+            },
             "drift_windows": windows,
             "top_drift_features": sorted(scores, key=scores.get, reverse=True)[:4],
             "analysis": analysis,
@@ -321,12 +427,39 @@ def _relative(path: str, home: Path) -> str:
 def keep_services(services: Services, settings: Settings, home: Path, predictors: dict) -> dict[str, str]:
     """Start the MLflow UI and the Evidently UI next to the predictors; return every URL."""
     mlflow_port, evidently_port = free_port(), free_port()
-    services.start("mlflow-ui", [bin_path("mlflow"), "ui", "--backend-store-uri", settings.resolved_tracking_uri,
-                                 "--host", "127.0.0.1", "--port", str(mlflow_port)], "/health", mlflow_port,
-                   {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, timeout=300)
-    services.start("evidently-ui", [bin_path("evidently"), "ui", "--workspace", str(home / "evidently"),
-                                    "--host", "127.0.0.1", "--port", str(evidently_port)], "/", evidently_port,
-                   timeout=300)
+    services.start(
+        "mlflow-ui",
+        [
+            bin_path("mlflow"),
+            "ui",
+            "--backend-store-uri",
+            settings.resolved_tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ],
+        "/health",
+        mlflow_port,
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        timeout=300,
+    )
+    services.start(
+        "evidently-ui",
+        [
+            bin_path("evidently"),
+            "ui",
+            "--workspace",
+            str(home / "evidently"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(evidently_port),
+        ],
+        "/",
+        evidently_port,
+        timeout=300,
+    )
     urls = {"mlflow": f"http://127.0.0.1:{mlflow_port}", "evidently": f"http://127.0.0.1:{evidently_port}"}
     urls.update({f"predictor v{v}": service.url for v, service in predictors.items()})
     return urls
