@@ -73,11 +73,16 @@ def serve_cmd(
     if server == "kserve":
         from serving.predictor import MlstackModel, run_kserve
 
-        run_kserve(MlstackModel(name, uri, loaded.version, cfg.max_batch_rows, loaded=loaded), port, workers)
+        run_kserve(
+            MlstackModel(name, uri, loaded.version, cfg.max_batch_rows, loaded=loaded),
+            port,
+            workers,
+            cfg.threads,
+        )
     else:
         from serving.app import run_lean
 
-        run_lean(loaded, host or cfg.host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes)
+        run_lean(loaded, host or cfg.host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads)
 
 
 def sink_cmd(
