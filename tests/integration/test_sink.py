@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import httpx
 import orjson
-import pyarrow.dataset as pads
 import pytest
 
-from mlstack.core import generator, storage
+from mlstack.core import generator, payload, storage
 from mlstack.core.payload import load_window
 from serving.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.conftest import free_port, wait_for_http
@@ -55,8 +54,9 @@ def _post(client: httpx.Client, url: str, i: int, kind: str) -> int:
 
 
 def _raw_prediction_rows(store: str):
-    fs, path = storage.filesystem(storage.join(store, "predictions"))
-    return pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive").to_table().to_pandas()
+    """Every stored row, duplicates included (load_window would drop them)."""
+    keys = ["inference_service", "model_version", "date", "hour"]
+    return payload._read_partitioned(storage.join(store, "predictions"), keys)
 
 
 def test_pairs_dedup_feedback_and_refusals(tmp_path):
