@@ -67,6 +67,10 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 demo: setup ## Run the whole loop on this machine, no cluster
 	$(VENV)/bin/mlstack pipeline run --local
 
+.PHONY: clean
+clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
+	rm -rf $(MLSTACK_HOME) build/
+
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
 $(MLSERVER_VENV)/bin/mlserver:
@@ -78,7 +82,3 @@ $(MLSERVER_VENV)/bin/mlserver:
 .PHONY: bench-serving
 bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
 	$(PY) bench/serving_bench.py
-
-.PHONY: clean
-clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
-	rm -rf $(MLSTACK_HOME) build/

@@ -425,7 +425,37 @@ def write_markdown(report: dict) -> str:
             f"Load {s['load_avg_before']}.",
             "",
         ]
+    lines += _goals(report["results"])
     return "\n".join(lines)
+
+
+def _goals(results: dict) -> list[str]:
+    """The issue's goals, judged from this run's figures (goals, not tests)."""
+    out = ["## Goals (from the issue) on this run", ""]
+    for model in ("logistic_regression", "hist_gradient_boosting"):
+        rows = results.get(model, {})
+        ours, theirs = rows.get("mlstack-lean", {}), rows.get("mlserver", {})
+        if "saturation" in ours and "saturation" in theirs:
+            ratio = ours["saturation"]["rps"] / max(theirs["saturation"]["rps"], 1e-9)
+            out.append(
+                f"- {model}: throughput {ratio:.2f}x MLServer's (goal >= 2x): {'met' if ratio >= 2 else 'NOT met'}."
+            )
+        if "fixed_rate" in ours:
+            fixed = ours["fixed_rate"]
+            p99 = fixed["p99_ms"]
+            reached = fixed["achieved_rps"] >= 0.95 * FIXED_RATE
+            verdict = "met" if reached and p99 is not None and p99 <= 3 else "NOT met"
+            out.append(
+                f"- {model}: p99 at {FIXED_RATE} req/s <= 3 ms: {verdict} "
+                f"(achieved {fixed['achieved_rps']:.0f} req/s, p99 {p99} ms)."
+            )
+    sink = results.get("sink", {}).get("ingest")
+    if sink:
+        out.append(
+            f"- sink >= 5,000 events/s: {'met' if sink['rps'] >= 5000 else 'NOT met'} ({sink['rps']:.0f} events/s)."
+        )
+    out.append("")
+    return out
 
 
 def main() -> None:
