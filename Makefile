@@ -71,6 +71,10 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 demo: setup ## Run the whole loop on this machine, no cluster (report: $$MLSTACK_HOME/demo/report.html)
 	$(VENV)/bin/mlstack demo $(DEMO_ARGS)
 
+.PHONY: clean
+clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
+	rm -rf $(MLSTACK_HOME) build/
+
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
 $(MLSERVER_VENV)/bin/mlserver:
@@ -82,7 +86,3 @@ $(MLSERVER_VENV)/bin/mlserver:
 .PHONY: bench-serving
 bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
 	$(PY) bench/serving_bench.py
-
-.PHONY: clean
-clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
-	rm -rf $(MLSTACK_HOME) build/

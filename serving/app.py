@@ -172,12 +172,18 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
 
 
 def run_lean(
-    model: LoadedModel, host: str, port: int, workers: int, max_batch_rows: int, max_body_bytes: int
+    model: LoadedModel,
+    host: str,
+    port: int,
+    workers: int,
+    max_batch_rows: int,
+    max_body_bytes: int,
+    threads: int = 1,
 ) -> None:
     """Serve with uvicorn: access log off; with ``workers > 1`` the processes share the socket."""
     import uvicorn
 
-    fast_sklearn()
+    fast_sklearn(threads)
     app = build_app(model, max_batch_rows, max_body_bytes)
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, timeout_keep_alive=65)

@@ -167,12 +167,12 @@ async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONRes
     )
 
 
-def run_kserve(model: MlstackModel, port: int, workers: int) -> None:
+def run_kserve(model: MlstackModel, port: int, workers: int, threads: int = 1) -> None:
     """Serve ``model`` with the stock ``kserve.ModelServer`` (blocks until stopped)."""
     from kserve import model_server
     from kserve.protocol.rest import server as rest_server
 
-    fast_sklearn()
+    fast_sklearn(threads)
     model.load()
     app = model_server.app
     app.add_exception_handler(ContractRejection, _rejection_handler)

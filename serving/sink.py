@@ -117,7 +117,10 @@ class Sink:
     # ------------------------------------------------------------------ accepting
 
     async def accept(self, event: Event) -> str:
-        """Make ``event`` durable and pair it; returns 'stored' or 'duplicate'."""
+        """Make ``event`` durable and pair it; returns 'stored' or 'duplicate'.
+
+        Raises EventError (422) when the event's partner is already here and the two disagree.
+        """
         key = (event.id, event.kind)
         if event.id in self.done or key in self.accepted:
             EVENTS.labels(event.kind, "duplicate").inc()
@@ -126,6 +129,12 @@ class Sink:
             await asyncio.shield(self.inflight[key])
             EVENTS.labels(event.kind, "duplicate").inc()
             return "duplicate"
+        partner = self.pending.get(event.id, {}).get("response" if event.kind == "request" else "request")
+        if partner is not None:
+            # its partner is here: refuse (422, nothing stored) a half that cannot belong to it
+            request, response = (event, partner) if event.kind == "request" else (partner, event)
+            if "error" not in response.body:
+                pair_rows(request, response)
         future = asyncio.get_running_loop().create_future()
         self.inflight[key] = future
         try:

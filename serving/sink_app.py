@@ -85,6 +85,8 @@ def build_sink_app(sink: Sink, max_event_bytes: int = 16 * 1024 * 1024) -> Starl
             return _reject(error)
         try:
             status = await sink.accept(event)
+        except EventError as error:
+            return _reject(error)
         except OSError as exc:
             return _json(
                 503, {"error": f"could not persist the event: {exc}", "field": "server", "rule": "wal_write"}

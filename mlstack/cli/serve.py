@@ -27,14 +27,14 @@ def serve_cmd(
         str | None,
         typer.Option(
             "--model",
-            help="MLflow model directory or models:/NAME@ALIAS URI [default: serving.model_dir, /mnt/models].",
+            help="MLflow model directory or models:/NAME@ALIAS URI (default: serving.model_dir, /mnt/models).",
         ),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="HTTP port [default: serving.port, 8080].")
+        int | None, typer.Option("--port", help="HTTP port (default: serving.port, 8080).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Server processes [default: 1].")
+        int | None, typer.Option("--workers", min=1, help="Server processes (default: 1).")
     ] = None,
     model_version: Annotated[
         str | None,
@@ -48,7 +48,7 @@ def serve_cmd(
             "--server", help="'lean' (default: our ASGI app, same protocols) or 'kserve' (stock ModelServer)."
         ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Bind address [default: serving.host].")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address (default: serving.host).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve an mlstack model on KServe's v1 and v2 protocols (blocks until stopped)."""
@@ -73,23 +73,28 @@ def serve_cmd(
     if server == "kserve":
         from serving.predictor import MlstackModel, run_kserve
 
-        run_kserve(MlstackModel(name, uri, loaded.version, cfg.max_batch_rows, loaded=loaded), port, workers)
+        run_kserve(
+            MlstackModel(name, uri, loaded.version, cfg.max_batch_rows, loaded=loaded),
+            port,
+            workers,
+            cfg.threads,
+        )
     else:
         from serving.app import run_lean
 
-        run_lean(loaded, host or cfg.host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes)
+        run_lean(loaded, host or cfg.host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads)
 
 
 def sink_cmd(
     store: Annotated[
         str, typer.Option("--store", help="Payload-log store: a directory or s3://bucket/prefix.")
     ],
-    port: Annotated[int | None, typer.Option("--port", help="HTTP port [default: sink.port, 8090].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port (default: sink.port, 8090).")] = None,
     wal_dir: Annotated[
         str | None,
-        typer.Option("--wal-dir", help="Write-ahead log directory [default: $MLSTACK_HOME/sink-wal]."),
+        typer.Option("--wal-dir", help="Write-ahead log directory (default: $MLSTACK_HOME/sink-wal)."),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Bind address [default: sink.host].")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address (default: sink.host).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Receive KServe logger CloudEvents and store request/response pairs as partitioned Parquet."""

@@ -55,6 +55,7 @@ class ServingConfig(BaseModel):
     host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
     port: int = 8080
     workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads per worker; one row gains nothing from more
     model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
     # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
     server: Literal["lean", "kserve"] = "lean"

@@ -6,15 +6,15 @@ import os
 import random
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import httpx
 import orjson
-import pyarrow.dataset as pads
 import pytest
 
-from mlstack.core import generator, storage
+from mlstack.core import generator, payload, storage
 from mlstack.core.payload import load_window
 from serving.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.conftest import free_port, wait_for_http
@@ -54,13 +54,15 @@ def _post(client: httpx.Client, url: str, i: int, kind: str) -> int:
 
 
 def _raw_prediction_rows(store: str):
-    fs, path = storage.filesystem(storage.join(store, "predictions"))
-    return pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive").to_table().to_pandas()
+    """Every stored row, duplicates included (load_window would drop them)."""
+    keys = ["inference_service", "model_version", "date", "hour"]
+    return payload._read_partitioned(storage.join(store, "predictions"), keys)
 
 
 def test_pairs_dedup_feedback_and_refusals(tmp_path):
     store = str(tmp_path / "store")
-    sink = start_sink(store, tmp_path / "wal", tmp_path / "sink.log")
+    env = {"MLSTACK_SINK__PAIR_TIMEOUT_SECONDS": "1.5"}
+    sink = start_sink(store, tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
     try:
         with httpx.Client(timeout=30) as client:
             for i in range(30):
@@ -76,6 +78,13 @@ def test_pairs_dedup_feedback_and_refusals(tmp_path):
             assert bad.status_code == 400 and bad.json()["field"] == "ce-type"
             bad = client.post(sink.url, headers=_event(99, "request")[0], content=b"{nope")
             assert bad.status_code == 400 and bad.json()["rule"] == "invalid_json"
+            # a response that cannot belong to its waiting request is refused, and nothing of it stored
+            request_headers, _ = _event(500, "request")
+            waiting = client.post(sink.url, headers=request_headers, content=b'{"instances": [[1], [2]]}')
+            assert waiting.status_code == 200
+            response_headers, _ = _event(500, "response")
+            mismatch = client.post(sink.url, headers=response_headers, content=b'{"predictions": [1]}')
+            assert mismatch.status_code == 422 and mismatch.json()["rule"] == "pair_mismatch"
             fb = client.post(
                 f"{sink.url}/feedback",
                 json=[{"request_id": "req-00001", "label": 1}, {"request_id": "req-00002", "label": 0}],
@@ -85,10 +94,14 @@ def test_pairs_dedup_feedback_and_refusals(tmp_path):
             assert fb.status_code == 400 and fb.json()["field"] == "[0].request_id"
             assert client.get(f"{sink.url}/healthz").status_code == 200
             assert "mlstack_sink_events_total" in client.get(f"{sink.url}/metrics").text
+            time.sleep(2.5)  # past the pair timeout: the lone request moves to unpaired/
     finally:
         sink.stop()
     window = load_window(store, "loans")
-    assert len(window) == 30 and window["request_id"].is_unique
+    assert len(window) == 30 and window["request_id"].is_unique  # req-00500 never paired
+    unpaired = (tmp_path / "store" / "unpaired").rglob("*.jsonl")
+    kept = [orjson.loads(line) for path in unpaired for line in path.read_bytes().splitlines()]
+    assert [(e["id"], e["kind"], e["reason"]) for e in kept] == [("req-00500", "request", "no_partner")]
     assert sorted(window["model_version"].unique()) == ["1", "2"]
     assert window.set_index("request_id").loc["req-00001", "label"] == 1
     assert window.set_index("request_id").loc["req-00005", "age"] == ROWS.iloc[5]["age"]
