@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import data
+from mlstack.cli import data, drift, pipeline, serve
 from mlstack.cli.common import run_app, setup_logging
 
 app = typer.Typer(
@@ -15,6 +15,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(pipeline.app, name="pipeline")
+serve.register(app)
+app.command("drift")(drift.drift)
 
 
 @app.callback()
