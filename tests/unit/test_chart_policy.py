@@ -142,7 +142,7 @@ def test_availability_predictors_and_sink_survive_a_disruption(chart_objects):
         assert covering and covering[0]["spec"]["minAvailable"] < isvc["spec"]["predictor"]["minReplicas"], (
             f"{name}: a PDB that allows no eviction blocks node drains"
         )
-    sink = next(o for o in by_kind(chart_objects, "Deployment") if o["metadata"]["name"].endswith("-sink"))
+    sink = next(o for o in by_kind(chart_objects, "StatefulSet") if o["metadata"]["name"].endswith("-sink"))
     assert sink["spec"]["replicas"] >= 2
     assert any(
         p["spec"]["selector"]["matchLabels"].items() <= sink["spec"]["template"]["metadata"]["labels"].items()

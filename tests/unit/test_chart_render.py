@@ -106,10 +106,10 @@ def test_inference_service_contract(chart_default):
         assert model["modelFormat"]["name"] == runtime["spec"]["supportedModelFormats"][0]["name"]
         assert model["runtime"] == runtime["metadata"]["name"]
         assert model["storageUri"].startswith("s3://")
-        assert (
-            env_of(model)["MLSTACK_MODEL_VERSION"]["value"]
-            == isvc["metadata"]["annotations"]["mlstack.io/champion-version"]
-        )
+        assert env_of(model)["MLSTACK_MODEL_VERSION"]["value"] == "1"
+        assert isvc["metadata"]["annotations"]["serving.mlstack.io/registered-model"] == "fraud"
+        # champion/challenger annotations appear only with a canary (kubectl model writes them later)
+        assert "serving.mlstack.io/champion-version" not in isvc["metadata"]["annotations"]
         # the logger goes to the sink Service, on the port that Service exposes
         assert predictor["logger"]["mode"] == "all"
         port = sink_service["spec"]["ports"][0]["port"]
@@ -134,9 +134,61 @@ def test_canary_renders_only_when_configured(default_values):
     assert predictor["model"]["storageUri"] == "s3://mlstack/models/fraud/2"
     assert env_of(predictor["model"])["MLSTACK_MODEL_VERSION"]["value"] == "2"
     annotations = isvc["metadata"]["annotations"]
-    assert annotations["mlstack.io/champion-version"] == "1"
-    assert annotations["mlstack.io/challenger-version"] == "2"
+    assert annotations["serving.mlstack.io/champion-version"] == "1"
+    assert annotations["serving.mlstack.io/champion-storage-uri"] == "s3://mlstack/models/fraud/1"
+    assert annotations["serving.mlstack.io/challenger-version"] == "2"
     assert not validate_kserve(isvc)
+    # the canary state machine (serving/canary.py) reads the rendered object as a canary in flight
+    from serving.canary import state_of
+
+    state = state_of(isvc)
+    assert (state.phase, state.champion_version, state.challenger_version, state.percent) == (
+        "canary",
+        "1",
+        "2",
+        10,
+    )
+
+
+def test_kubectl_model_moves_on_the_rendered_service_stay_valid(chart_default):
+    """start, promote and rollback patches from serving/canary.py applied to the chart's object validate."""
+    from serving.canary import promote, rollback, start
+
+    (isvc,) = by_kind(chart_default, "InferenceService")
+    started = start(isvc, {"champion": "1"}, "2", "s3://mlstack/models/fraud/2", 10).result(isvc)
+    assert started["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert not validate_kserve(started)
+    # promote/rollback need KServe's status; give the started object the status KServe would write
+    started["status"] = {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "components": {
+            "predictor": {
+                "latestCreatedRevision": "fraud-predictor-00002",
+                "latestReadyRevision": "fraud-predictor-00002",
+                "latestRolledoutRevision": "fraud-predictor-00001",
+                "traffic": [
+                    {
+                        "revisionName": "fraud-predictor-00002",
+                        "percent": 10,
+                        "latestRevision": True,
+                        "tag": "latest",
+                    },
+                    {
+                        "revisionName": "fraud-predictor-00001",
+                        "percent": 90,
+                        "latestRevision": False,
+                        "tag": "prev",
+                    },
+                ],
+            }
+        },
+    }
+    aliases = {"champion": "1", "challenger": "2"}
+    for move in (promote(started, aliases), rollback(started, aliases, "e2e")):
+        # what we send is metadata and spec; status is KServe's to write
+        after = {key: value for key, value in move.result(started).items() if key != "status"}
+        errors = validate_kserve(after)
+        assert not errors, (move.kind, errors)
 
 
 def test_one_inference_service_drift_job_and_pdb_per_model(default_values):
@@ -160,7 +212,12 @@ def test_one_inference_service_drift_job_and_pdb_per_model(default_values):
 
 
 def test_sink_contract(chart_default):
-    c = container(named(chart_default, "Deployment", "mlstack-sink"))
+    sink = named(chart_default, "StatefulSet", "mlstack-sink")
+    c = container(sink)
+    # the write-ahead log lives on a per-replica volume, not in the pod
+    assert env_of(c)["MLSTACK_SINK__WAL_DIR"]["value"] == "/wal"
+    assert {"name": "wal", "mountPath": "/wal"} in c["volumeMounts"]
+    assert sink["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "wal"
     assert c["args"] == ["sink", "--store", "s3://mlstack/payloads", "--port", "8090"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert env_of(c)["MLSTACK_SINK__HOST"]["value"] == "0.0.0.0"
