@@ -174,15 +174,64 @@ def test_platform_and_mlstack_are_available():
     kubectl("-n", NAMESPACE, "rollout", "status", "statefulset", "--timeout=300s", timeout=330)
 
 
+def s3_credentials() -> dict[str, str]:
+    """The S3 credentials `make deploy` put in the mlstack-s3 Secret (KFP's SeaweedFS)."""
+    import base64
+
+    data = kubectl_json("-n", NAMESPACE, "get", "secret", "mlstack-s3")["data"]
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
 def test_training_pipeline_runs_on_kfp():
-    with PortForward("kubeflow", "ml-pipeline", 8888, health="/apis/v2beta1/healthz") as kfp_host:
-        proc = subprocess.run(
-            ["mlstack", "pipeline", "submit", "--host", kfp_host, "--wait", "--json"],
+    """Training data into SeaweedFS, then the training pipeline on KFP, waited to success."""
+    import kfp
+
+    env = {**os.environ, **s3_credentials(), "AWS_DEFAULT_REGION": "us-east-1"}
+    with PortForward("kubeflow", "seaweedfs", 8333) as s3:
+        generate = subprocess.run(
+            [
+                "mlstack",
+                "data",
+                "generate",
+                "--rows",
+                "20000",
+                "--seed",
+                "1",
+                "--out",
+                "s3://mlstack/data/train.parquet",
+            ],
             capture_output=True,
             text=True,
-            timeout=1800,
+            timeout=600,
+            env={**env, "MLSTACK_S3_ENDPOINT_URL": s3},
         )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert generate.returncode == 0, generate.stderr[-2000:]
+    env["MLSTACK_COMPONENT_IMAGE"] = os.environ.get(
+        "MLSTACK_COMPONENT_IMAGE", "localhost:5001/mlstack-components:dev"
+    )
+    with PortForward("kubeflow", "ml-pipeline", 8888, health="/apis/v2beta1/healthz") as kfp_host:
+        submit = subprocess.run(
+            [
+                "mlstack",
+                "pipeline",
+                "submit",
+                "--host",
+                kfp_host,
+                "--json",
+                "--data",
+                "s3://mlstack/data/train.parquet",
+                "--tracking-uri",
+                f"http://mlstack-mlflow.{NAMESPACE}.svc.cluster.local:5000",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
+        run_id = json.loads(submit.stdout)["run_id"]
+        run = kfp.Client(host=kfp_host).wait_for_run_completion(run_id, timeout=3600)
+    assert run.state == "SUCCEEDED", f"pipeline run {run_id} ended {run.state}"
 
 
 def test_inference_service_becomes_ready():
