@@ -286,3 +286,21 @@ def test_postgres_is_reachable_only_from_mlflow(chart_default):
         "mlflow"
     ]
     assert policy["spec"]["egress"] == []
+
+
+def test_object_store_egress_follows_the_values(chart_default, chart_kind):
+    def s3_rule(objects):
+        policy = next(p for p in by_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "mlstack-sink")
+        (rule,) = policy["spec"]["egress"]
+        return rule
+
+    external = s3_rule(chart_default)
+    assert external == {
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+    in_cluster = s3_rule(chart_kind)
+    assert in_cluster["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}
+    ]
+    assert in_cluster["ports"] == [{"protocol": "TCP", "port": 8333}]

@@ -200,3 +200,13 @@ def test_prometheus_stack_values_select_every_monitor():
     sidecar = values["grafana"]["sidecar"]["dashboards"]
     assert sidecar["label"] == "grafana_dashboard" and sidecar["searchNamespace"] == "ALL"
     assert values["grafana"]["image"]["tag"] == versions()["GRAFANA_VERSION"]
+
+
+def test_offline_build_fails_when_a_patch_targets_nothing(tmp_path):
+    """The stub build is a real check: a patch for an object upstream does not have breaks it."""
+    target = offline_copy(PLATFORM / "kourier", tmp_path)
+    patch = yaml.safe_load((target / "kourier-nodeport.yaml").read_text())
+    patch["metadata"]["name"] = "kourier-typo"
+    (target / "kourier-nodeport.yaml").write_text(yaml.safe_dump(patch))
+    with pytest.raises(AssertionError, match="kourier-typo"):
+        kustomize_build(target)
