@@ -68,8 +68,8 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 	$(VENV)/bin/ruff format .
 
 .PHONY: demo
-demo: setup ## Run the whole loop on this machine, no cluster
-	$(VENV)/bin/mlstack pipeline run --local
+demo: setup ## Run the whole loop on this machine, no cluster (report: $$MLSTACK_HOME/demo/report.html)
+	$(VENV)/bin/mlstack demo $(DEMO_ARGS)
 
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)

@@ -210,6 +210,13 @@ def _shift_check(primary: Variant, canary: Variant, config: CanaryConfig, out: l
             f"{len(canary.rows)} canary / {len(primary.rows)} primary predictions logged; need {config.min_samples} each",
             config.prediction_shift_action,
         )
+    if comparison.difference is None:
+        return Check(
+            "prediction_shift",
+            "skip",
+            "no probabilities logged for one of the variants: prediction shift not checked",
+            config.prediction_shift_action,
+        )
     if comparison.difference > config.max_prediction_shift:
         return Check(
             "prediction_shift",

@@ -19,10 +19,6 @@ from monitoring.canary_report import write_report
 log = logging.getLogger(__name__)
 
 
-def payload_store(settings: Settings) -> str:
-    return settings.canary.payload_store or str(settings.resolved_home / "payloads")
-
-
 def report_dir(settings: Settings) -> Path:
     return Path(settings.canary.report_dir or settings.resolved_home / "canary")
 
@@ -41,7 +37,7 @@ def analyze_service(
     """Analyze one canary in flight and write its A/B report; returns the analysis and report paths."""
     now = now or datetime.now(UTC)
     config = settings.canary
-    store = payload_store(settings)
+    store = settings.payload_store  # sink.store, where the payload sink writes
     rows = load_window(store, name, since=since, until=now)
     primary_rows, canary_rows = split_by_version(rows, primary_version, canary_version)
     log.info(

@@ -17,7 +17,7 @@ from mlstack.cli import model_aliases
 from mlstack.cli.common import run_app, settings_from, setup_logging
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
 from mlstack.core import isvc
-from mlstack.core.errors import UsageError
+from mlstack.core.errors import CheckFailed, UsageError
 from serving import canary
 
 app = typer.Typer(
@@ -210,11 +210,23 @@ def analyze(
     )
     summary = {**analysis.to_dict(), "report": {"json": str(json_path), "markdown": str(md_path)}}
     move = None
+
+    def unchanged(build):
+        # the object is read again to apply: act only on the canary that was analysed
+        def checked(current: dict, aliases: dict[str, str]) -> canary.Move:
+            if isvc.serving_version(current) != state.challenger_version:
+                raise CheckFailed(
+                    f"the canary of {name!r} changed during the analysis; not applying the verdict"
+                )
+            return build(current, aliases)
+
+        return checked
+
     if apply and analysis.verdict == "promote":
-        move, done = execute(target, canary.promote, quiet=True)
+        move, done = execute(target, unchanged(canary.promote), quiet=True)
     elif apply and analysis.verdict == "rollback":
         reason = "canary analysis: " + "; ".join(analysis.reasons)
-        move, done = execute(target, lambda o, a: canary.rollback(o, a, reason), quiet=True)
+        move, done = execute(target, unchanged(lambda o, a: canary.rollback(o, a, reason)), quiet=True)
     if move is not None:
         summary["applied"] = {"move": move.kind, "summary": move.summary, "registry": done}
     # with -f the new object owns stdout; the verdict goes to stderr

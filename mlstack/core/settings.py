@@ -124,7 +124,6 @@ class CanaryConfig(BaseModel):
     # sequential = always-valid mSPRT interval (safe when analyze runs again and again, as the CronJob
     # does); fixed = Newcombe interval, valid for one look only
     method: Literal["sequential", "fixed"] = "sequential"
-    payload_store: str | None = None  # default: <home>/payloads
     prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
     prometheus_timeout: float = Field(10.0, gt=0)
     # PromQL per revision; $namespace, $revision and $window are substituted. Defaults: Knative

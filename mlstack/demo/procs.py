@@ -65,6 +65,17 @@ class Services:
             time.sleep(0.25)
         raise MlstackError(f"{name} did not become healthy within {timeout:.0f}s; see {log_path}")
 
+    def stop_one(self, name: str) -> None:
+        """SIGTERM one service and wait for it to exit (a graceful stop)."""
+        for service in self.started:
+            if service.name == name and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+                try:
+                    service.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                    raise MlstackError(f"{name} did not stop within 30 s; see {service.log_path}") from None
+
     def stop(self) -> None:
         for service in reversed(self.started):
             if service.process.poll() is None:

@@ -88,7 +88,7 @@ async def replay(
     async def one(client: httpx.AsyncClient, i: int) -> None:
         variant = variants[choice[i]]
         request_id = str(uuid.UUID(int=np.random.default_rng([seed, i]).integers(0, 2**63) << 64 | i))
-        body = orjson.dumps({"instances": [payloads[i]]})
+        body = orjson.dumps({"instances": [payloads[i]], "parameters": {"return_probabilities": True}})
         began = asyncio.get_running_loop().time()
         answer = await client.post(f"{variant.url}/v1/models/{model_name}:predict", content=body,
                                    headers={"content-type": "application/json"})

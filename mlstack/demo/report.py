@@ -81,6 +81,11 @@ def bar_chart(bars: dict[str, float], title: str, width: int = 720, unit: str = 
     return "".join(parts)
 
 
+def _prediction_score(window: dict) -> float | None:
+    drift = window.get("prediction_drift")
+    return drift.get("score") if isinstance(drift, dict) else drift
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -95,7 +100,7 @@ def render(summary: dict[str, Any], out_dir: Path) -> str:
     drift_chart = line_chart(
         {
             "drifted feature share": [w.get("drifted_share") for w in windows],
-            "prediction drift": [w.get("prediction_drift") for w in windows],
+            "prediction drift": [_prediction_score(w) for w in windows],
         },
         labels,
         "Drift per window (champion traffic)",
@@ -114,7 +119,7 @@ def render(summary: dict[str, Any], out_dir: Path) -> str:
     )
     window_rows = [
         [_e(w["label"]), w.get("rows", 0), _e(w.get("status")), "yes" if w.get("drift_detected") else "no",
-         _num(w.get("drifted_share"), 3), _num(w.get("prediction_drift"), 3),
+         _num(w.get("drifted_share"), 3), _num(_prediction_score(w), 3),
          (f'<a href="{_e(w["report"])}">Evidently report</a>' if w.get("report") else "—")]
         for w in windows
     ]

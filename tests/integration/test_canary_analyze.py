@@ -119,3 +119,24 @@ def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
     # nothing in flight any more: analyze says so and changes nothing
     code, out, _ = kubectl_model("analyze", "fraud", "-o", "json")
     assert code == 0 and json.loads(out)["verdict"] == "none"
+
+
+def test_analyze_promotes_equal_variants_and_moves_aliases(
+    kube_api, mlflow_registry, kubectl_model, monkeypatch, mlstack_home
+):
+    """No Prometheus configured: the metric checks are skipped (and reported); labels decide."""
+    monkeypatch.setenv("MLSTACK_CANARY__MAX_ACCURACY_DROP", "0.05")
+    assert kubectl_model("canary", "fraud", "--version", "2", "--percent", "50")[0] == 0
+    time.sleep(1)
+    rng = np.random.default_rng(1)
+    store = str(mlstack_home / "payloads")
+    log_traffic(store, "1", 3000, 0.85, rng)
+    log_traffic(store, "2", 3000, 0.85, rng)
+
+    code, out, err = kubectl_model("analyze", "fraud", "--apply")
+    assert code == 0, err
+    assert out.startswith("verdict: promote")
+    assert "5xx rate not checked" in out
+    assert "applied: promote fraud v2 (was v1)" in out
+    assert "canaryTrafficPercent" not in kube_api.objects[("models", "fraud")]["spec"]["predictor"]
+    assert mlflow_registry.get_registered_model("fraud").aliases == {"champion": 2, "previous": 1}

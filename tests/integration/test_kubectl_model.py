@@ -159,3 +159,23 @@ def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
         env=env,
     )
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --percent must be between 1 and 100, got 150"
+
+
+def test_context_and_namespace_follow_kubectl_habits(
+    kube_api, kubectl_model, tmp_path, monkeypatch, mlstack_home
+):
+    import os
+
+    config = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+    config["contexts"].append(
+        {"name": "staging", "context": {"cluster": "fake", "user": "fake", "namespace": "staging"}}
+    )
+    path = tmp_path / "two-contexts"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    code, _, err = kubectl_model("status", "fraud", "--context", "staging")
+    assert code == 1 and "not found in namespace 'staging'" in err
+    code, _, err = kubectl_model("status", "fraud", "--context", "staging", "-n", "models", "-o", "wide")
+    assert code == 0, err
+    code, _, err = kubectl_model("status", "fraud", "--context", "nope")
+    assert code == 2 and "cannot load a kubeconfig" in err
