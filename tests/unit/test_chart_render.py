@@ -395,3 +395,34 @@ def test_merge_helper_matches_helm(default_values, kind_values):
     with Chart.load(CHART) as chart:
         merged = chart.merge_values(kind_values)
     assert merged == deep_merge(default_values, kind_values)
+
+
+def test_every_mlstack_setting_the_chart_sets_exists_and_parses(chart_kind, monkeypatch):
+    """pydantic-settings ignores unknown MLSTACK_* variables, so a typo would silently do nothing."""
+    from mlstack.core.settings import load_settings
+
+    for obj in chart_kind:
+        for c in _all_containers(obj):
+            # MLSTACK_MODEL_VERSION is not a setting but `mlstack serve --model-version`'s envvar
+            literal = {
+                e["name"]: e["value"]
+                for e in c.get("env", [])
+                if e["name"].startswith("MLSTACK_") and "value" in e and e["name"] != "MLSTACK_MODEL_VERSION"
+            }
+            if not literal:
+                continue
+            for name, value in literal.items():
+                monkeypatch.setenv(name, value)
+            settings = load_settings()
+            for name, value in literal.items():
+                target = settings
+                for part in name.removeprefix("MLSTACK_").lower().split("__"):
+                    assert hasattr(target, part), (
+                        f"{obj['kind']}/{obj['metadata']['name']}: {name} is not a setting"
+                    )
+                    target = getattr(target, part)
+                parsed = str(target) if not isinstance(target, float) else target
+                expected = value if not isinstance(target, float) else float(value)
+                assert parsed == expected or str(target).endswith(value.lstrip("./")), (name, target, value)
+            for name in literal:
+                monkeypatch.delenv(name)
