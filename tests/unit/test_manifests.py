@@ -154,6 +154,21 @@ def test_knative_is_configured_for_kourier_and_the_local_registry(tmp_path):
     assert data["config-features"]["secure-pod-defaults"] == "enabled"
 
 
+def test_knative_admits_what_the_chart_puts_in_predictor_pods(tmp_path, chart_default):
+    """Knative's webhook rejects pod-level securityContext and emptyDir unless their features are on."""
+    features = next(
+        o["data"]
+        for o in kustomize_build(offline_copy(PLATFORM / "knative-serving", tmp_path))
+        if o["metadata"]["name"] == "config-features"
+    )
+    (isvc,) = [o for o in chart_default if o["kind"] == "InferenceService"]
+    if isvc["spec"]["predictor"].get("securityContext"):
+        assert features["kubernetes.podspec-securitycontext"] == "enabled"
+    (runtime,) = [o for o in chart_default if o["kind"] == "ClusterServingRuntime"]
+    if any("emptyDir" in v for v in runtime["spec"].get("volumes", [])):
+        assert features["kubernetes.podspec-emptydir"] == "enabled"
+
+
 def test_kserve_defaults_to_serverless_without_istio(tmp_path):
     objects = kustomize_build(offline_copy(PLATFORM / "kserve", tmp_path))
     config = next(o for o in objects if o["metadata"]["name"] == "inferenceservice-config")["data"]
