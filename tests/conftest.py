@@ -13,7 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # one line per area; each module holds that area's server fixtures
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.batch",
+]
 
 
 def pytest_collection_modifyitems(config, items):
