@@ -13,24 +13,20 @@ input rows as read, ``row_number`` and ``reject_reason``. Predictions come from
 """
 
 import logging
-import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Output
 
 from components.batch_checks import check_chunk, ok_mask, reason_counts
-from components.batch_io import ParquetSink, open_batches
-from components.image import COMPONENT_IMAGE
+from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, model_uri, open_batches
+from components.image import component
 from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
-from mlstack.core.errors import UsageError
 from mlstack.core.model import LoadedModel, load, predict, resolve_model_uri
 from mlstack.core.settings import load_settings
 
@@ -39,33 +35,6 @@ log = logging.getLogger(__name__)
 LINEAGE_COLUMNS = ["row_number", "prediction", "probability", "model_name", "model_version"]
 LINEAGE_COLUMNS += ["input_fingerprint", "run_id"]
 REJECT_COLUMNS = ["row_number", "reject_reason"]
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[0-9]+))?$")
-
-
-def model_uri(spec: str) -> str:
-    """``NAME``, ``NAME@ALIAS``, ``NAME/VERSION`` or a ``models:/`` URI -> a ``models:/`` URI (NAME = NAME@champion)."""
-    body = spec.strip().removeprefix("models:/").strip("/")
-    match = _SPEC.match(body)
-    if not match:
-        raise UsageError(
-            f"model {spec!r} is not NAME, NAME@ALIAS or NAME/VERSION (e.g. fraud@champion, fraud/3)"
-        )
-    if match["alias"] or match["version"]:
-        return f"models:/{body}"
-    return f"models:/{body}@champion"
-
-
-def default_rejects_uri(output_uri: str) -> str:
-    """``.../predictions.parquet`` -> ``.../predictions.rejects.parquet``."""
-    base = output_uri.rstrip("/")
-    base = base[: -len(".parquet")] if base.lower().endswith(".parquet") else base
-    return f"{base}.rejects.parquet"
-
-
-def expand_uri(template: str, run_id: str, now: datetime | None = None) -> str:
-    """Fill ``{run_id}`` and ``{date}`` (UTC, YYYY-MM-DD) so a recurring run writes a new file each time."""
-    now = now or datetime.now(UTC)
-    return template.replace("{run_id}", run_id).replace("{date}", now.strftime("%Y-%m-%d"))
 
 
 @dataclass
@@ -258,7 +227,7 @@ def _configure_registry(tracking_uri: str):
 # ---------------------------------------------------------------- KFP components (thin shells)
 
 
-@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@component
 def resolve_model(model: str, tracking_uri: str) -> NamedTuple(
     "ResolvedModel", [("name", str), ("version", str)]
 ):
@@ -273,7 +242,7 @@ def resolve_model(model: str, tracking_uri: str) -> NamedTuple(
     return namedtuple("ResolvedModel", ["name", "version"])(name, version)
 
 
-@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+@component
 def score_batch(
     model_name: str,
     model_version: str,

@@ -9,8 +9,6 @@ Entry points: ``run_local`` (kfp.local, no cluster), ``compile_pipeline`` and ``
 to a KFP server and create a recurring run).
 """
 
-from __future__ import annotations
-
 import contextlib
 import json
 import logging
