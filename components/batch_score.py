@@ -1,7 +1,7 @@
 """Batch scoring: score a table with a registered model, chunk by chunk, with rejects and lineage.
 
-``score_table`` is the plain function (tested directly); ``resolve_model`` and ``score_batch`` at the
-bottom are the thin KFP components that ``pipelines/batch_scoring.py`` composes.
+``score_table`` is the plain function (tested directly); ``components/batch_ops.py`` holds the thin
+KFP components over ``resolve_spec`` and ``run_scoring`` that ``pipelines/batch_scoring.py`` composes.
 
 Output (Parquet): every input column, then ``row_number`` (0-based position in the input),
 ``prediction`` (0/1), ``probability`` (positive class), ``model_name``, ``model_version``,
@@ -16,15 +16,12 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
-from kfp.dsl import Markdown, Metrics, Output
 
 from components.batch_checks import check_chunk, ok_mask, reason_counts
 from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, model_uri, open_batches
-from components.image import component
 from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
 from mlstack.core.model import LoadedModel, load, predict, resolve_model_uri
@@ -222,53 +219,3 @@ def _configure_registry(tracking_uri: str):
     settings = load_settings(**({"tracking_uri": tracking_uri} if tracking_uri else {}))
     registry.configure(settings)
     return settings
-
-
-# ---------------------------------------------------------------- KFP components (thin shells)
-
-
-@component
-def resolve_model(model: str, tracking_uri: str) -> NamedTuple(
-    "ResolvedModel", [("name", str), ("version", str)]
-):
-    """Pin NAME[@ALIAS|/VERSION] to one registered version, so scoring uses exactly that version."""
-    import logging
-    from collections import namedtuple
-
-    from components.batch_score import resolve_spec
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    name, version = resolve_spec(model, tracking_uri)
-    return namedtuple("ResolvedModel", ["name", "version"])(name, version)
-
-
-@component
-def score_batch(
-    model_name: str,
-    model_version: str,
-    input_uri: str,
-    output_uri: str,
-    rejects_uri: str,
-    chunk_rows: int,
-    tracking_uri: str,
-    run_id: str,
-    metrics: Output[Metrics],
-    summary: Output[Markdown],
-) -> str:
-    """Validate and score the input in chunks; write predictions and rejects; log the summary for the UI."""
-    import json
-    import logging
-
-    from components.batch_score import run_scoring
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = run_scoring(
-        model_name, model_version, input_uri, output_uri, rejects_uri, chunk_rows, tracking_uri, run_id
-    )
-    for key in ("rows", "scored", "rejected", "positives"):
-        metrics.log_metric(key, getattr(result, key))
-    metrics.log_metric("reject_rate", result.rejected / max(result.rows, 1))
-    metrics.log_metric("rows_per_second", round(result.rows_per_second, 1))
-    with open(summary.path, "w") as handle:
-        handle.write(result.markdown())
-    return json.dumps(result.to_dict())

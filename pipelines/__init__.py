@@ -1,0 +1,1 @@
+"""KFP pipeline definitions and their compile / submit / local-run entry points."""

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # one line per area; each module holds that area's server fixtures
 pytest_plugins: list[str] = [
+    "tests.fixtures.mlflow_server",
     "tests.fixtures.batch",
 ]
 

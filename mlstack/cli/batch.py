@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import warnings
 from typing import Annotated
 
 import typer
@@ -46,6 +45,22 @@ ConfigOption = Annotated[
 ]
 
 
+def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
+    from components.batch_io import expand_uri, model_uri
+
+    model_uri(model)  # a malformed spec fails here, before any pipeline starts
+    for name, uri in (("--output", output), ("--rejects", rejects or "")):
+        if "{" in expand_uri(uri, "x"):
+            raise UsageError(f"{name} may contain only the placeholders {{date}} and {{run_id}}")
+    return {
+        "model": model,
+        "input_uri": input_uri,
+        "output_uri": output,
+        "rejects_uri": rejects or "",
+        "chunk_rows": chunk_rows or settings.batch.chunk_rows,
+    }
+
+
 @app.command("run")
 def run_cmd(
     model: ModelOption,
@@ -62,33 +77,21 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
-    from components.batch_io import expand_uri, model_uri
-    from pipelines.batch_scoring import run_local
+    from components.batch_io import model_uri
+    from mlstack.core.model import resolve_model_uri
+    from pipelines.batch_scoring import run_batch_locally
 
     if not local:
         raise UsageError(
             "batch run needs --local (kfp.local); for a cluster use 'mlstack batch submit --host URL'"
         )
-    uri = model_uri(model)  # a malformed spec fails here, before any subprocess starts
     settings = settings_from(config)
+    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
     if not storage.exists(input_uri):
         raise DataError(f"no data at {input_uri}: check the path or the s3 endpoint/credentials")
-    if "{" in expand_uri(output, "x") or (rejects and "{" in expand_uri(rejects, "x")):
-        raise UsageError("--output/--rejects may contain only the placeholders {date} and {run_id}")
     registry.configure(settings)
-    from mlstack.core.model import resolve_model_uri
-
-    resolve_model_uri(uri)  # an unknown model or alias is one clear line, not a failed pipeline task
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # kfp.local: "non-Python base image" (we run here)
-        summary = run_local(
-            settings,
-            model=model,
-            input_uri=input_uri,
-            output_uri=output,
-            rejects_uri=rejects or "",
-            chunk_rows=chunk_rows or settings.batch.chunk_rows,
-        )
+    resolve_model_uri(model_uri(model))  # an unknown model or alias: one clear line, not a failed task
+    summary = run_batch_locally(settings, arguments, show_progress=not as_json)
     if as_json:
         print_json(
             {key: summary[key] for key in ("model_version", "scored", "rejected", "output", "rejects")}
@@ -121,43 +124,30 @@ def submit_cmd(
             "--tracking-uri", help="MLflow URL as seen from the cluster [default: settings tracking_uri]."
         ),
     ] = None,
-    job_name: Annotated[
-        str | None, typer.Option("--name", help="Recurring run name [default: batch-<model>].")
-    ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the created ids as JSON.")] = False,
 ) -> None:
     """Upload the batch pipeline to KFP and create a recurring run (use {date} in --output for one file per run)."""
-    from components.batch_io import model_uri
-    from pipelines.batch_scoring import kfp_cron, submit
+    from pipelines.batch_scoring import submit_batch
+    from pipelines.submit import kfp_cron
 
     settings = settings_from(config)
-    model_uri(model)
+    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
+    arguments["tracking_uri"] = tracking_uri or settings.tracking_uri or ""
     schedule = schedule or settings.batch.schedule
     kfp_cron(schedule)
     if not host.startswith(("http://", "https://")):
         raise UsageError(f"--host {host!r} must be an http(s):// URL of the KFP API")
     if not storage.is_s3(input_uri) or not storage.is_s3(output):
         typer.echo(
-            "warning: --input/--output are not s3:// URIs; pods on the cluster cannot see local paths",
-            err=True,
+            "warning: --input/--output are not s3:// URIs; pods on a cluster cannot see local paths", err=True
         )
-    arguments = {
-        "model": model,
-        "input_uri": input_uri,
-        "output_uri": output,
-        "rejects_uri": rejects or "",
-        "chunk_rows": chunk_rows or settings.batch.chunk_rows,
-        "tracking_uri": tracking_uri or settings.tracking_uri or "",
-    }
     with contextlib.redirect_stdout(sys.stderr):  # the KFP client prints links; keep stdout for --json
-        result = submit(
-            host, schedule, arguments, experiment=settings.batch.kfp_experiment, job_name=job_name
-        )
+        result = submit_batch(settings, host, arguments, schedule)
     if as_json:
         print_json(result)
     else:
         typer.echo(
-            f"recurring run {result['recurring_run_id']} ({result['cron']}) of pipeline version "
-            f"{result['pipeline_version_id']} in experiment {settings.batch.kfp_experiment}"
+            f"recurring run {result['recurring_run_id']} ({result['schedule']}) of pipeline version "
+            f"{result['version_id']} in experiment {settings.batch.kfp_experiment}"
         )

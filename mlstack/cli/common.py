@@ -68,3 +68,11 @@ def run_app(app: typer.Typer) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug, not the user's fault: still one line, the traceback on request
+        if os.environ.get("MLSTACK_DEBUG"):
+            raise
+        typer.echo(
+            f"error: unexpected {exc.__class__.__name__}: {exc} (re-run with MLSTACK_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)

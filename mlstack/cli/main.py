@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import batch, data
+from mlstack.cli import batch, data, pipeline
 from mlstack.cli.common import run_app, setup_logging
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(batch.app, name="batch")
 
 

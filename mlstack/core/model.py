@@ -59,8 +59,9 @@ def coerce_features(frame: pd.DataFrame, contract: DataContract) -> pd.DataFrame
     for feature in contract.features:
         column = frame[feature.name]
         if feature.is_categorical:
-            out[feature.name] = (
-                column.astype(object).where(column.notna(), None).map(lambda v: None if v is None else str(v))
+            as_object = column.astype(object)
+            out[feature.name] = as_object.where(as_object.isna(), as_object.astype(str)).where(
+                as_object.notna(), np.nan
             )
         else:
             out[feature.name] = pd.to_numeric(column, errors="coerce").astype(float)

@@ -35,7 +35,7 @@ class GateConfig(BaseModel):
 class TrainingConfig(BaseModel):
     """What to train and how; everything that changes the model is here and in the config hash."""
 
-    model_name: str = "fraud"
+    model_name: str = "loan-default"
     estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = (
         "logistic_regression"
     )

@@ -64,7 +64,7 @@ def test_batch_run_local_matches_the_online_predict_path(registered_loan_model, 
     run_ids = set(scored["run_id"])
     assert len(run_ids) == 1 and run_ids != {""}
     # what the Kubeflow UI shows: the Markdown summary and the Metrics of the scoring task
-    (task_dir,) = list((registered_loan_model.home / "kfp").glob("mlstack-batch-scoring-*/score-batch"))
+    (task_dir,) = list((registered_loan_model.home / "kfp").glob("mlstack-batch-scoring-*/score-batch*"))
     assert f"# Batch scoring: fraud v{registered_loan_model.version}" in (task_dir / "summary").read_text()
     executor_output = json.loads((task_dir / "executor_output.json").read_text())
     (metrics,) = executor_output["artifacts"]["metrics"]["artifacts"]

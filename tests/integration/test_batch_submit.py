@@ -8,7 +8,9 @@ import sys
 import pytest
 import yaml
 
-from pipelines.batch_scoring import compile_pipeline, kfp_cron
+from components.image import COMPONENT_IMAGE
+from pipelines.batch_scoring import PIPELINE_NAME, batch_scoring
+from pipelines.submit import compile_pipeline
 
 
 def _run_cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
@@ -22,24 +24,18 @@ def _run_cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
 
 
 def test_compiled_pipeline_has_both_steps_on_the_component_image(tmp_path):
-    spec = yaml.safe_load(compile_pipeline(tmp_path / "batch.yaml").read_text())
-    assert spec["pipelineInfo"]["name"] == "mlstack-batch-scoring"
+    spec = yaml.safe_load(compile_pipeline(batch_scoring, tmp_path / "batch.yaml").read_text())
+    assert spec["pipelineInfo"]["name"] == PIPELINE_NAME == "mlstack-batch-scoring"
     executors = spec["deploymentSpec"]["executors"]
-    assert {e["container"]["image"] for e in executors.values()} == {"mlstack-components:dev"}
+    assert {e["container"]["image"] for e in executors.values()} == {COMPONENT_IMAGE}
     # no pip install at run time: the image has mlstack and kfp installed
     assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors.values())
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"resolve-model", "score-batch"}
+    assert set(tasks) == {"resolve-model-op", "score-batch-op"}
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
     assert set(spec["root"]["inputDefinitions"]["parameters"]) == {
         "model", "input_uri", "output_uri", "rejects_uri", "chunk_rows", "tracking_uri",
     }  # fmt: skip
-
-
-def test_kfp_cron():
-    assert kfp_cron("0 2 * * *") == "0 0 2 * * *"
-    assert kfp_cron("*/15 * * * 1-5") == "0 */15 * * * 1-5"
-    assert kfp_cron("30 0 2 * * *") == "30 0 2 * * *"
 
 
 def test_submit_uploads_and_schedules(fake_kfp, mlstack_home, monkeypatch, capsys):
@@ -52,7 +48,7 @@ def test_submit_uploads_and_schedules(fake_kfp, mlstack_home, monkeypatch, capsy
     code, out, err = _run_cli(argv, monkeypatch, capsys)
     assert code == 0, err
     result = json.loads(out)
-    assert result["cron"] == "0 0 2 * * *" and result["recurring_run_id"].startswith("recurring-")
+    assert result["schedule"] == "0 0 2 * * *" and result["recurring_run_id"].startswith("recurring-")
     upload = next(r for r in api.requests if r["path"].endswith("/pipelines/upload"))
     assert upload["query"]["name"] == "mlstack-batch-scoring"
     assert b"mlstack-batch-scoring" in upload["body"] and b"score-batch" in upload["body"]
@@ -60,9 +56,9 @@ def test_submit_uploads_and_schedules(fake_kfp, mlstack_home, monkeypatch, capsy
     assert schedule["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
     assert schedule["pipeline_version_reference"] == {
         "pipeline_id": result["pipeline_id"],
-        "pipeline_version_id": result["pipeline_version_id"],
+        "pipeline_version_id": result["version_id"],
     }
-    assert schedule["experiment_id"] == result["experiment_id"]
+    assert schedule["experiment_id"] == api.experiments["batch-scoring"]  # settings batch.kfp_experiment
     assert schedule["runtime_config"]["parameters"] == {
         "model": "fraud@champion",
         "input_uri": "s3://data/nightly.parquet",

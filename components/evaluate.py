@@ -1,0 +1,180 @@
+"""Step 4: score the evaluation set, compute metrics (overall and per slice), judge the gates."""
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from components.train import encode_target
+from mlstack.core.contract import DataContract
+from mlstack.core.model import predict
+from mlstack.core.settings import GateConfig
+
+log = logging.getLogger(__name__)
+
+# metrics where lower is better; every other metric is higher-is-better
+LOWER_IS_BETTER = {"log_loss", "brier"}
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def predictions_sha256(self) -> str:
+        """Hash of the evaluation-set answers (0/1 and probability, in row order)."""
+        digest = hashlib.sha256()
+        digest.update(self.predictions.astype(np.int64).tobytes())
+        digest.update(np.asarray(self.probabilities, dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """The headline metrics of a binary classifier at ``threshold``."""
+    predictions = (probabilities >= threshold).astype(int)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both_classes else float("nan"),
+        "log_loss": float(skm.log_loss(labels, probabilities, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(labels, probabilities)),
+        "f1": float(skm.f1_score(labels, predictions, zero_division=0)),
+        "precision": float(skm.precision_score(labels, predictions, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predictions, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(labels, predictions)),
+        "positive_rate": float(labels.mean()),
+        "rows": float(len(labels)),
+    }
+
+
+def evaluate(
+    pipeline, frame: pd.DataFrame, contract: DataContract, threshold: float, slice_feature: str | None = None
+) -> Evaluation:
+    """Score ``frame`` with the one prediction path and compute metrics, per slice too."""
+    labels = encode_target(frame, contract).to_numpy()
+    predictions, probabilities = predict(pipeline, frame, contract, threshold)
+    slices: dict[str, dict[str, float]] = {}
+    slice_feature = slice_feature or (
+        contract.categorical_features[0] if contract.categorical_features else None
+    )
+    if slice_feature:
+        values = frame[slice_feature].astype(str).fillna("__missing__")
+        for value in sorted(values.unique()):
+            mask = (values == value).to_numpy()
+            if mask.sum() >= 20:
+                slices[f"{slice_feature}={value}"] = score(labels[mask], probabilities[mask], threshold)
+    return Evaluation(score(labels, probabilities, threshold), slices, predictions, probabilities, labels)
+
+
+def judge(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> Verdict:
+    """Apply the gates; the verdict lists every check, passed or not."""
+    reasons: list[str] = []
+    passed = True
+    for name, floor in gates.minimum.items():
+        value = metrics.get(name, float("nan"))
+        ok = bool(value >= floor)
+        passed &= ok
+        reasons.append(f"{name} {value:.4f} {'>=' if ok else '<'} minimum {floor}: {'ok' if ok else 'FAIL'}")
+    for name, ceiling in gates.maximum.items():
+        value = metrics.get(name, float("nan"))
+        ok = bool(value <= ceiling)
+        passed &= ok
+        reasons.append(
+            f"{name} {value:.4f} {'<=' if ok else '>'} maximum {ceiling}: {'ok' if ok else 'FAIL'}"
+        )
+    if champion is None:
+        reasons.append("no champion to compare with: regression gates skipped")
+    else:
+        for name, delta in gates.max_regression.items():
+            new, old = metrics.get(name, float("nan")), champion.get(name, float("nan"))
+            drop = (new - old) if name in LOWER_IS_BETTER else (old - new)
+            ok = bool(drop <= delta)
+            passed &= ok
+            reasons.append(
+                f"{name} {new:.4f} vs champion {old:.4f} (worse by {drop:+.4f}, allowed {delta}): "
+                f"{'ok' if ok else 'FAIL'}"
+            )
+    return Verdict(passed=passed, reasons=reasons)
+
+
+def champion_metrics(
+    model_name: str, tracking_uri: str, frame: pd.DataFrame, contract: DataContract, threshold: float
+) -> tuple[dict[str, float] | None, str | None]:
+    """The current champion's metrics on the same evaluation set, or (None, why not)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from mlstack.core import model as model_format
+    from mlstack.core.errors import MlstackError
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        MlflowClient().get_model_version_by_alias(model_name, "champion")
+    except Exception:
+        return None, None
+    try:
+        champion = model_format.load(f"models:/{model_name}@champion")
+        missing = [f for f in champion.feature_names if f not in frame.columns]
+        if missing:
+            return None, f"champion needs columns this data lacks: {missing}"
+        labels = encode_target(frame, contract).to_numpy()
+        _, probabilities = predict(champion.pipeline, frame, champion.contract, champion.threshold)
+        result = score(labels, probabilities, champion.threshold)
+        result["version"] = float(champion.version)
+        return result, None
+    except MlstackError as exc:
+        return None, str(exc)
+
+
+def roc_points(
+    labels: np.ndarray, probabilities: np.ndarray, max_points: int = 200
+) -> tuple[list, list, list]:
+    """The ROC curve thinned to at most ``max_points`` (the Kubeflow UI renders a list of points)."""
+    fpr, tpr, thresholds = skm.roc_curve(labels, probabilities)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
+    thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    return fpr[keep].tolist(), tpr[keep].tolist(), thresholds[keep].tolist()
+
+
+def render_model_card(model_name: str, config, summary: dict) -> str:
+    """A Markdown model card: what was trained, how it scored, what the gates said."""
+    gates = summary["gates"]
+    lines = [
+        f"# Model card: {model_name}",
+        "",
+        f"- estimator: `{config.estimator}`, params `{config.params}`, seed {config.seed}",
+        f"- decision threshold: {config.threshold}",
+        f"- gate verdict: **{'PASSED' if gates['passed'] else 'FAILED'}**",
+        f"- evaluation predictions sha256: `{summary['predictions_sha256'][:16]}…`",
+        "",
+        "## Metrics (evaluation set)",
+        "",
+        "| metric | value | champion |",
+        "|---|---|---|",
+    ]
+    champion = summary.get("champion_metrics") or {}
+    for name, value in summary["metrics"].items():
+        old = champion.get(name)
+        lines.append(f"| {name} | {value:.4f} | {'' if old is None else f'{old:.4f}'} |")
+    if summary.get("slices"):
+        lines += ["", "## Per slice", "", "| slice | rows | roc_auc | pr_auc | f1 |", "|---|---|---|---|---|"]
+        for name, values in summary["slices"].items():
+            lines.append(
+                f"| {name} | {int(values['rows'])} | {values['roc_auc']:.4f} | {values['pr_auc']:.4f} | {values['f1']:.4f} |"
+            )
+    lines += ["", "## Gates", ""] + [f"- {reason}" for reason in gates["reasons"]]
+    return "\n".join(lines) + "\n"

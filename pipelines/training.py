@@ -1,0 +1,67 @@
+"""The training pipeline: ingest → validate → train → evaluate ─gate─► register (or record the rejection).
+
+The same pipeline object runs on Kubeflow (compiled IR) and locally through ``kfp.local``.
+"""
+
+from kfp import dsl
+
+from components.ops import evaluate_op, ingest_op, register_op, train_op, validate_op
+
+PIPELINE_NAME = "mlstack-training"
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME, description="Train, evaluate, gate and register a scikit-learn model in MLflow."
+)
+def training_pipeline(
+    data_uri: str,
+    contract_yaml: str,
+    config_json: str,
+    tracking_uri: str,
+    experiment: str = "mlstack",
+    validation_tolerance: float = 0.01,
+    git_commit: str = "unknown",
+    lock_sha256: str = "unknown",
+) -> str:
+    """Returns the run's result as JSON (the same shape whether the gate passed or not)."""
+    ingest = ingest_op(data_uri=data_uri, contract_yaml=contract_yaml)
+    ingest.set_caching_options(False)  # the data behind a URI can change
+
+    validate = validate_op(
+        dataset=ingest.outputs["dataset"], contract_yaml=contract_yaml, tolerance=validation_tolerance
+    )
+    train = train_op(dataset=ingest.outputs["dataset"], contract_yaml=contract_yaml, config_json=config_json)
+    train.after(validate)
+    train.set_cpu_limit("2").set_memory_limit("4G")  # deterministic for the same inputs: cache stays on
+    train.set_retry(num_retries=1, backoff_duration="10s")  # an evicted pod; a bug fails twice, fast
+
+    evaluate = evaluate_op(
+        model=train.outputs["model"],
+        eval_set=train.outputs["eval_set"],
+        contract_yaml=contract_yaml,
+        config_json=config_json,
+        tracking_uri=tracking_uri,
+    )
+    evaluate.set_caching_options(False)  # depends on the current champion, which changes
+
+    common = dict(
+        model=train.outputs["model"],
+        train_set=train.outputs["train_set"],
+        contract_yaml=contract_yaml,
+        config_json=config_json,
+        summary_json=evaluate.outputs["summary"],
+        data_fingerprint=ingest.outputs["Output"],
+        data_uri=data_uri,
+        git_commit=git_commit,
+        lock_sha256=lock_sha256,
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+    )
+    with dsl.If(evaluate.outputs["decision"] == "passed", name="gate-passed"):
+        registered = register_op(register=True, **common).set_display_name("register")
+        registered.set_caching_options(False)  # side effects: never skip, never retry (no duplicate versions)
+    with dsl.Else(name="gate-failed"):
+        rejected = register_op(register=False, **common).set_display_name("record-rejection")
+        rejected.set_caching_options(False)
+    return dsl.OneOf(registered.output, rejected.output)

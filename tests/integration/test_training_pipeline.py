@@ -1,0 +1,282 @@
+"""The training pipeline end to end: the real CLI, kfp.local, a real `mlflow server` on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from mlstack.core.generator import generate
+
+MLSTACK = str(Path(sys.executable).parent / "mlstack")
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([MLSTACK, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli_env(mlstack_home, mlflow_server, request) -> dict[str, str]:
+    """Environment for one test: its own home, the shared MLflow server, a model name of its own."""
+    env = dict(os.environ)
+    env["MLSTACK_HOME"] = str(mlstack_home)
+    env["MLSTACK_TRACKING_URI"] = mlflow_server
+    env["MLSTACK_TRAINING__MODEL_NAME"] = "it-" + request.node.name.replace("_", "-")[:40].lower()
+    env["MLSTACK_LOG_FORMAT"] = "text"
+    return env
+
+
+@pytest.fixture
+def client(mlflow_server) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+
+
+def versions_of(client: MlflowClient, name: str) -> list:
+    return client.search_model_versions(f"name='{name}'")
+
+
+def test_two_runs_give_champion_then_challenger_with_equal_predictions(cli_env, client, tmp_path):
+    data = tmp_path / "train.parquet"
+    generate(20_000, seed=3).to_parquet(data)
+    first = run_cli(
+        [
+            "pipeline",
+            "run",
+            "--local",
+            "--json",
+            "--data",
+            str(data),
+            "--contract",
+            "pipelines/config/loan_contract.yaml",
+        ],
+        cli_env,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_cli(
+        [
+            "pipeline",
+            "run",
+            "--local",
+            "--json",
+            "--data",
+            str(data),
+            "--contract",
+            "pipelines/config/loan_contract.yaml",
+        ],
+        cli_env,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert set(one) >= {
+        "run_id",
+        "model_name",
+        "model_version",
+        "aliases",
+        "metrics",
+        "gates",
+        "data_fingerprint",
+        "predictions_sha256",
+    }
+    assert (one["model_version"], one["aliases"]) == ("1", ["champion"])
+    assert (two["model_version"], two["aliases"]) == ("2", ["challenger"])
+    assert one["predictions_sha256"] == two["predictions_sha256"]
+    assert one["data_fingerprint"] == two["data_fingerprint"]
+    assert two["gates"]["passed"] and any("vs champion" in r for r in two["gates"]["reasons"])
+
+    name = one["model_name"]
+    model = client.get_registered_model(name)
+    assert model.aliases == {"champion": "1", "challenger": "2"}
+    version = client.get_model_version(name, "2")
+    for tag in (
+        "data_fingerprint",
+        "git_commit",
+        "config_hash",
+        "lock_sha256",
+        "pipeline_run_id",
+        "gate_verdict",
+        "predictions_sha256",
+    ):
+        assert version.tags.get(tag), f"version tag {tag} missing"
+    assert version.tags["predictions_sha256"] == two["predictions_sha256"]
+    assert version.tags["gate_verdict"] == "passed"
+    # the drift reference travels with the model's run
+    reference = client.download_artifacts(version.run_id, "reference/reference.parquet", str(tmp_path))
+    snapshot = pd.read_parquet(reference)
+    assert {"prediction", "probability", "credit_score"} <= set(snapshot.columns) and len(snapshot) == 5000
+
+
+@pytest.mark.parametrize(
+    "breakage, column, rule",
+    [
+        ("drop", "credit_score", "required column is missing"),
+        ("type", "annual_income", "expected numeric values"),
+        ("range", "debt_to_income", "above the allowed maximum"),
+    ],
+)
+def test_bad_data_stops_the_run_naming_column_and_rule(cli_env, client, tmp_path, breakage, column, rule):
+    frame = generate(3000, seed=4)
+    if breakage == "drop":
+        frame = frame.drop(columns=[column])
+    elif breakage == "type":
+        frame[column] = frame[column].astype(str)
+        frame.loc[::10, column] = "n/a"
+    else:
+        frame.loc[:59, column] = 1.7  # 2% of rows, tolerance is 1%
+    data = tmp_path / "bad.csv"
+    frame.to_csv(data, index=False)
+    result = run_cli(
+        [
+            "pipeline",
+            "run",
+            "--local",
+            "--json",
+            "--data",
+            str(data),
+            "--contract",
+            "pipelines/config/loan_contract.yaml",
+        ],
+        cli_env,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: data validation failed") and column in last_line and rule in last_line
+    assert "Traceback" not in result.stderr
+    assert versions_of(client, cli_env["MLSTACK_TRAINING__MODEL_NAME"]) == []
+
+
+def test_failing_gate_logs_a_run_but_registers_nothing(cli_env, client, tmp_path):
+    config = yaml.safe_load(Path("pipelines/config/training.yaml").read_text())
+    config["training"]["gates"]["minimum"]["roc_auc"] = 0.99
+    config_file = tmp_path / "strict.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    data = tmp_path / "train.parquet"
+    generate(5000, seed=5).to_parquet(data)
+    result = run_cli(
+        [
+            "pipeline",
+            "run",
+            "--local",
+            "--json",
+            "--config",
+            str(config_file),
+            "--data",
+            str(data),
+            "--contract",
+            "pipelines/config/loan_contract.yaml",
+        ],
+        cli_env,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert out["gates"]["passed"] is False and out["model_version"] is None and out["aliases"] == []
+    assert any("roc_auc" in r and r.endswith("FAIL") for r in out["gates"]["reasons"])
+    assert "quality gates failed" in result.stderr
+    run = client.get_run(out["run_id"])
+    assert run.data.tags["gate_verdict"] == "failed" and "roc_auc" in run.data.metrics
+    assert versions_of(client, cli_env["MLSTACK_TRAINING__MODEL_NAME"]) == []
+
+
+def test_inferred_contract_on_a_foreign_csv_runs_the_whole_pipeline(cli_env, client, tmp_path):
+    from sklearn.datasets import load_breast_cancer  # ships with scikit-learn: no download
+
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns=lambda c: c.replace(" ", "_"))
+    frame.insert(0, "patient", range(len(frame)))
+    frame["size_band"] = pd.cut(
+        frame["mean_radius"], [0, 12, 15, 100], labels=["small", "medium", "large"]
+    ).astype(str)
+    frame["diagnosis"] = frame.pop("target").map({0: "malignant", 1: "benign"})
+    data = tmp_path / "cancer.csv"
+    frame.to_csv(data, index=False)
+    contract = tmp_path / "contract.yaml"
+    inferred = run_cli(
+        [
+            "data",
+            "infer-contract",
+            str(data),
+            "--target",
+            "diagnosis",
+            "--id-column",
+            "patient",
+            "--out",
+            str(contract),
+        ],
+        cli_env,
+    )
+    assert inferred.returncode == 0, inferred.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "training": {
+                    "gates": {"minimum": {"roc_auc": 0.9}, "maximum": {}, "max_regression": {}},
+                    "slice_feature": "size_band",
+                }
+            }
+        )
+    )
+    env = dict(cli_env, MLSTACK_TRAINING__MODEL_NAME="cancer-it")
+    result = run_cli(
+        [
+            "pipeline",
+            "run",
+            "--local",
+            "--json",
+            "--data",
+            str(data),
+            "--contract",
+            str(contract),
+            "--config",
+            str(config),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["model_name"] == "cancer-it" and out["aliases"] == ["champion"]
+    assert out["metrics"]["roc_auc"] > 0.95
+    # the registered model serves its own contract: load it back and score the CSV
+    from mlstack.core import model as model_format
+
+    loaded = model_format.load("models:/cancer-it@champion", tracking_uri=cli_env["MLSTACK_TRACKING_URI"])
+    assert loaded.contract.target.positive == "malignant" and "size_band" in loaded.feature_names
+    predictions, _ = model_format.predict(loaded.pipeline, frame, loaded.contract, loaded.threshold)
+    accuracy = ((predictions == 1) == (frame["diagnosis"] == "malignant")).mean()
+    assert accuracy > 0.9
+
+
+def test_compiled_ir_loads_back_with_the_gate_condition(tmp_path):
+    from kfp import components
+
+    result = subprocess.run(
+        [MLSTACK, "pipeline", "compile", "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    component = components.load_component_from_file(str(path))
+    assert component.name == "mlstack-training"
+    spec = yaml.safe_load(path.read_text())
+    conditions = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "condition" in node and isinstance(node["condition"], str):
+                conditions.append(node["condition"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    assert any("decision" in c and "'passed'" in c for c in conditions), conditions
+    assert {"data_uri", "contract_yaml", "config_json", "tracking_uri"} <= set(
+        spec["root"]["inputDefinitions"]["parameters"]
+    )
