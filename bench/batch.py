@@ -2,7 +2,7 @@
 
 Run with ``make bench-batch`` (``BATCH_BENCH_ROWS`` to change the size). Inputs are generated chunk by
 chunk into ``bench/.work/``; each measurement runs in a fresh child process whose peak RSS is read
-from ``getrusage`` at the end (the high-water mark of the whole run, model loading included). A small
+from ``VmHWM`` in ``/proc/self/status`` at the end (the high-water mark of the whole run, model loading included). A small
 input is measured too: flat memory means the big run peaks about where the small one does.
 Results go to ``bench/results/batch.json`` and ``.md``.
 """
@@ -85,13 +85,16 @@ def _model_dir() -> Path:
 def _measure(model_dir: Path, source: Path, chunk_rows: int) -> dict:
     """Score in a fresh child process; return its summary plus peak RSS."""
     code = (
-        "import json, resource, sys\n"
+        "import json, sys\n"
+        "def hwm():  # this process's peak RSS in MB (VmHWM; ru_maxrss would include the forking parent's)\n"
+        "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "    return int(line.split()[1]) / 1024\n"
         "from components.batch_score import score_table\n"
         "from mlstack.core.model import load\n"
         "model = load(sys.argv[1], name='bench', version='1')\n"
-        "loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "loaded = hwm()\n"
         "summary = score_table(model, sys.argv[2], sys.argv[3], run_id='bench', chunk_rows=int(sys.argv[4]))\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "peak = hwm()\n"
         "print(json.dumps(summary.to_dict() | {'peak_rss_mb': round(peak, 1), 'model_loaded_rss_mb': round(loaded, 1)}))\n"
     )
     out = WORK / f"{source.stem}-{source.suffix[1:]}-out.parquet"

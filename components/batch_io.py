@@ -1,6 +1,6 @@
 """Chunked reading and writing for batch scoring: memory stays at about one chunk, whatever the input size.
 
-Parquet is read batch by batch with the dataset scanner (no read-ahead); CSV is streamed with
+Parquet is read one row group and ``chunk_rows`` rows at a time (``core.data.parquet_batches``); CSV is streamed with
 ``pyarrow.csv.open_csv``. Outputs are written row group by row group with a ``ParquetWriter`` to a
 temporary object that is moved into place only when every chunk has been written, so a failed run
 never leaves a half-written predictions file under the final name.
@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlstack.core import storage
-from mlstack.core.data import DataError
+from mlstack.core.data import DataError, parquet_batches
 from mlstack.core.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -82,10 +81,8 @@ def open_batches(uri: str, chunk_rows: int, text_columns: list[str] = ()) -> Chu
     try:
         if is_csv(uri):
             return _open_csv(fs, path, uri, chunk_rows, list(text_columns))
-        dataset = pads.dataset(path, filesystem=fs, format="parquet")
-        schema = dataset.schema.remove_metadata()
-        batches = dataset.to_batches(batch_size=chunk_rows, batch_readahead=0, fragment_readahead=0)
-        return ChunkedInput(schema, _guarded(batches, uri))
+        schema, batches = parquet_batches(fs, path, chunk_rows)
+        return ChunkedInput(schema.remove_metadata(), _guarded(_without_metadata(batches), uri))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read {uri}: {exc}") from exc
 
@@ -109,6 +106,12 @@ def _open_csv(fs, path: str, uri: str, chunk_rows: int, text_columns: list[str])
             stream.close()
 
     return ChunkedInput(reader.schema, _guarded(batches(), uri))
+
+
+def _without_metadata(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Drop the pandas metadata: it describes the input file, not the predictions written from it."""
+    for batch in batches:
+        yield batch.replace_schema_metadata(None)
 
 
 def _guarded(batches: Iterator[pa.RecordBatch], uri: str) -> Iterator[pa.RecordBatch]:

@@ -135,19 +135,42 @@ def _csv_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield chunk.astype(changed) if changed else chunk
 
 
-def _parquet_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def parquet_batches(fs, path: str, chunk_rows: int, columns: list[str] | None = None):
+    """(schema, record batches) of a Parquet file or directory, read one file and one row group at a time.
+
+    ``ParquetFile.iter_batches`` decodes ``chunk_rows`` rows at a time, so memory stays at about one
+    chunk plus one compressed row group (a dataset scan would decode several row groups ahead).
+    """
     dataset = pads.dataset(path, filesystem=fs, format="parquet")
-    schema = dataset.schema  # carries the pandas metadata (e.g. nullable Int64) a whole-table read applies
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for file in dataset.files:
+            with fs.open_input_file(file) as handle:
+                parquet = pq.ParquetFile(handle)
+                for group in range(parquet.num_row_groups):
+                    for batch in parquet.iter_batches(chunk_rows, row_groups=[group], columns=columns):
+                        # files of one dataset may differ in column order: give every batch the dataset's
+                        yield pa.RecordBatch.from_arrays(
+                            [batch.column(name) for name in (columns or dataset.schema.names)],
+                            schema=dataset.schema if columns is None else None,
+                            names=columns,
+                        )
+
+    return dataset.schema, batches()
+
+
+def _parquet_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    schema, _ = parquet_batches(fs, path, chunk_rows)  # carries the pandas metadata (e.g. nullable Int64)
     plan = {name: str(dtype) for name, dtype in schema.empty_table().to_pandas().dtypes.items()}
     # numpy int/bool columns turn float64/object in a whole-table read when they hold a null anywhere
     widen = {"int": "float64", "uint": "float64", "bool": "object"}
     candidates = [c for c, d in plan.items() if d.rstrip("0123456789") in widen]
     if candidates:
-        for batch in dataset.to_batches(columns=candidates, batch_size=chunk_rows):
+        for batch in parquet_batches(fs, path, chunk_rows, columns=candidates)[1]:
             for name, column in zip(batch.schema.names, batch.columns, strict=True):
                 if column.null_count:
                     plan[name] = widen[plan[name].rstrip("0123456789")]
-    for batch in dataset.to_batches(batch_size=chunk_rows, batch_readahead=1, fragment_readahead=1):
+    for batch in parquet_batches(fs, path, chunk_rows)[1]:
         chunk = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata).to_pandas()
         changed = {c: d for c, d in plan.items() if str(chunk[c].dtype) != d}
         yield chunk.astype(changed) if changed else chunk
