@@ -67,6 +67,12 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 demo: setup ## Run the whole loop on this machine, no cluster
 	$(VENV)/bin/mlstack pipeline run --local
 
+##@ Benchmarks
+
+.PHONY: bench-batch
+bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
+	$(PY) bench/batch_bench.py
+
 .PHONY: clean
 clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
