@@ -12,6 +12,8 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlstack.core.contract import DataContract
 from mlstack.core.validation import row_reasons
@@ -21,6 +23,26 @@ REASON_SEPARATOR = "; "
 
 def _is_text(series: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+
+
+def features_frame(batch: pa.RecordBatch, contract: DataContract) -> pd.DataFrame:
+    """The contract's feature columns of a batch as pandas; text numbers that all parse become floats here.
+
+    Arrow's cast is one vectorised pass; a column with any unparseable cell stays text and
+    ``check_chunk`` parses it cell by cell, so that only the offending rows are rejected.
+    """
+    columns = {}
+    for feature in contract.features:
+        column = batch.column(feature.name)
+        if not feature.is_categorical and (
+            pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        ):
+            try:
+                column = pc.cast(column, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        columns[feature.name] = column
+    return pa.table(columns).to_pandas()
 
 
 def check_chunk(features: pd.DataFrame, contract: DataContract) -> tuple[pd.Series, pd.DataFrame]:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from components.batch_checks import check_chunk, ok_mask, reason_counts
+from components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
 from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, model_uri, open_batches
 from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
@@ -159,7 +159,7 @@ def score_table(
     try:
         for batch in source.batches:
             rows = np.arange(summary.rows, summary.rows + batch.num_rows, dtype=np.int64)
-            reasons, parsed = check_chunk(batch.select(features).to_pandas(), model.contract)
+            reasons, parsed = check_chunk(features_frame(batch, model.contract), model.contract)
             keep = ok_mask(reasons)
             if keep.any():
                 labels, proba = predict(model.pipeline, parsed[keep], model.contract, model.threshold)
