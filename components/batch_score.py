@@ -115,10 +115,17 @@ def _scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage) -> 
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _rejects_table(batch: pa.RecordBatch, drop: np.ndarray, rows: np.ndarray, reasons) -> pa.Table:
-    table = pa.Table.from_batches([batch]).filter(pa.array(drop))
-    table = table.append_column("row_number", pa.array(rows[drop], pa.int64()))
-    return table.append_column("reject_reason", pa.array(reasons.to_numpy()[drop], pa.string()))
+def _rejects_schema(input_schema: pa.Schema) -> pa.Schema:
+    """The input's columns as read (an earlier run's row_number/reject_reason replaced), then why."""
+    fields = [item for item in input_schema if item.name not in REJECT_COLUMNS]
+    return pa.schema([*fields, pa.field("row_number", pa.int64()), pa.field("reject_reason", pa.string())])
+
+
+def _rejects_table(batch, drop: np.ndarray, rows: np.ndarray, reasons, schema: pa.Schema) -> pa.Table:
+    mask = pa.array(drop)
+    columns = [batch.column(item.name).filter(mask) for item in schema if item.name not in REJECT_COLUMNS]
+    columns += [pa.array(rows[drop], pa.int64()), pa.array(reasons.to_numpy()[drop], pa.string())]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def score_table(
@@ -151,9 +158,7 @@ def score_table(
         "run_id": run_id,
     }
     schema = _output_schema(source.schema, model)
-    reject_schema = source.schema.append(pa.field("row_number", pa.int64())).append(
-        pa.field("reject_reason", pa.string())
-    )
+    reject_schema = _rejects_schema(source.schema)
     scored_sink, reject_sink = ParquetSink(output_uri, schema), ParquetSink(rejects_uri, reject_schema)
     counts: dict[str, int] = {}
     try:
@@ -166,7 +171,7 @@ def score_table(
                 scored_sink.write(_scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage))
                 summary.positives += int(labels.sum())
             if not keep.all():
-                reject_sink.write(_rejects_table(batch, ~keep, rows, reasons))
+                reject_sink.write(_rejects_table(batch, ~keep, rows, reasons, reject_schema))
                 for rule, count in reason_counts(reasons).items():
                     counts[rule] = counts.get(rule, 0) + count
             summary.rows += batch.num_rows

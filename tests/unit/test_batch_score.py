@@ -123,13 +123,22 @@ def test_missing_input_is_a_clear_error(tmp_path, loan_model):
         score_table(loan_model, str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet"))
 
 
-def test_rescoring_an_output_replaces_its_lineage_columns(tmp_path, loan_model):
-    source = save_table(generate(200, seed=2), str(tmp_path / "in.parquet"))
+def test_rescoring_earlier_outputs_replaces_their_lineage_columns(tmp_path, loan_model):
+    frame = generate(200, seed=2)
+    frame.loc[3, "credit_score"] = 5000
+    source = save_table(frame, str(tmp_path / "in.parquet"))
     score_table(loan_model, source, str(tmp_path / "first.parquet"), run_id="a")
     score_table(loan_model, str(tmp_path / "first.parquet"), str(tmp_path / "second.parquet"), run_id="b")
     second = pd.read_parquet(tmp_path / "second.parquet")
-    assert list(second.columns).count("prediction") == 1
+    assert list(second.columns).count("prediction") == 1 and list(second.columns).count("row_number") == 1
     assert set(second["run_id"]) == {"b"}
+    # a rejects file fixed by hand and scored again: its old row_number/reject_reason are replaced
+    rejects = pd.read_parquet(tmp_path / "first.rejects.parquet")
+    assert rejects["row_number"].tolist() == [3]
+    score_table(loan_model, str(tmp_path / "first.rejects.parquet"), str(tmp_path / "again.parquet"))
+    again = pd.read_parquet(tmp_path / "again.rejects.parquet")
+    assert list(again.columns).count("row_number") == 1 and list(again.columns).count("reject_reason") == 1
+    assert again["row_number"].tolist() == [0]  # its position in this run's input
 
 
 def test_model_spec_forms():
