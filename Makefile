@@ -53,6 +53,10 @@ test: setup ## Run unit and integration tests (installs everything it needs firs
 test-unit: $(VENV)/.synced ## Run only the unit tests (fast, no servers)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: test-canary
+test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, analysis, kubectl-model, deploy step)
+	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: $(VENV)/.synced ## Lint and format-check the Python code (ruff)
 	$(VENV)/bin/ruff check .
@@ -64,15 +68,25 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 	$(VENV)/bin/ruff format .
 
 .PHONY: demo
-demo: setup ## Run the whole loop on this machine, no cluster
-	$(VENV)/bin/mlstack pipeline run --local
-
-##@ Benchmarks
-
-.PHONY: bench-batch
-bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
-	$(PY) bench/batch_bench.py
+demo: setup ## Run the whole loop on this machine, no cluster (report: $$MLSTACK_HOME/demo/report.html)
+	$(VENV)/bin/mlstack demo $(DEMO_ARGS)
 
 .PHONY: clean
 clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
+
+MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
+# the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
+$(MLSERVER_VENV)/bin/mlserver:
+	python3 -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install --quiet "mlserver==1.7.1" "mlserver-sklearn==1.7.1" "scikit-learn==1.9.1" "pandas<3.1"
+
+##@ Benchmarks
+
+.PHONY: bench-serving
+bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
+	$(PY) bench/serving_bench.py
+
+.PHONY: bench-batch
+bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
+	$(PY) bench/batch_bench.py

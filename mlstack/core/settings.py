@@ -51,39 +51,101 @@ class TrainingConfig(BaseModel):
 
 class ServingConfig(BaseModel):
     max_batch_rows: int = Field(1000, ge=1)
-    host: str = "127.0.0.1"
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
     port: int = 8080
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads per worker; one row gains nothing from more
+    model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
+    # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
+    server: Literal["lean", "kserve"] = "lean"
 
 
 class SinkConfig(BaseModel):
-    host: str = "127.0.0.1"
+    store: str | None = None  # payload-log store (directory or s3:// prefix); default $MLSTACK_HOME/payloads
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
     port: int = 8090
     flush_rows: int = Field(5000, ge=1)
     flush_seconds: float = Field(5.0, gt=0)
+    wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
+    pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class DriftConfig(BaseModel):
-    min_rows: int = Field(200, ge=1)
+    """The drift job: pinned methods and thresholds, data minimums, quality and performance limits.
+
+    Numeric features use ``numeric_method``; categorical ones, and numeric ones with at most
+    ``low_cardinality`` distinct reference values, use ``categorical_method`` (Evidently's own
+    choice for large references), pinned from the reference so sampling can never switch them.
+    """
+
+    min_rows: int = Field(1000, ge=1)
     numeric_method: str = "wasserstein"
     numeric_threshold: float = 0.1
     categorical_method: str = "jensenshannon"
     categorical_threshold: float = 0.1
-    drift_share: float = Field(0.3, gt=0, le=1)
+    low_cardinality: int = Field(5, ge=1)
+    drift_share: float = Field(0.1, gt=0, le=1)
     prediction_method: str = "wasserstein"
     prediction_threshold: float = 0.1
+    # absolute rise of a feature's missing share (vs the reference) that counts as drift
+    missing_share_increase: float = Field(0.1, gt=0, le=1)
+    # share of rows breaking the data contract in one feature that counts as drift
+    max_out_of_contract_share: float = Field(0.05, gt=0, le=1)
+    # performance where labels exist: minimum labelled rows, allowed drops versus offline
+    min_labeled: int = Field(200, ge=1)
+    max_accuracy_drop: float = Field(0.03, gt=0)
+    max_roc_auc_drop: float = Field(0.05, gt=0)
     sample_rows: int = Field(50000, ge=1000)
+    sample_seed: int = 0
     schedule: str = "*/15 * * * *"
+    window: str = "1h"
+    workspace: str | None = None  # default: $MLSTACK_HOME/evidently
+    pushgateway: str | None = None  # e.g. http://pushgateway:9091; unset = no push
+    push_job: str = "mlstack_drift"
 
 
 class CanaryConfig(BaseModel):
-    initial_percent: int = Field(10, ge=1, le=99)
+    """Canary rollout and analysis: traffic share, sample floors, verdict thresholds, data sources."""
+
+    initial_percent: int = Field(10, ge=1, le=100)
+    # floors before any promote: logged predictions / requests per variant, labeled rows per variant
     min_samples: int = Field(500, ge=1)
     min_labeled: int = Field(300, ge=1)
-    max_accuracy_drop: float = 0.02
-    max_error_rate: float = 0.01
-    max_p95_latency_ratio: float = 1.5
-    max_prediction_shift: float = 0.1
+    # accuracy: roll back when the canary is significantly worse by at least this much (points/100);
+    # promote only when the interval shows it is not worse by more than this
+    max_accuracy_drop: float = Field(0.02, gt=0, lt=1)
+    max_error_rate: float = Field(0.01, gt=0, lt=1)
+    max_p95_latency_ratio: float = Field(1.5, gt=1)
+    # Wasserstein distance between the variants' positive-class probability distributions
+    max_prediction_shift: float = Field(0.1, gt=0)
+    prediction_shift_action: Literal["continue", "rollback"] = "continue"
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    # sequential = always-valid mSPRT interval (safe when analyze runs again and again, as the CronJob
+    # does); fixed = Newcombe interval, valid for one look only
+    method: Literal["sequential", "fixed"] = "sequential"
+    prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
+    prometheus_timeout: float = Field(10.0, gt=0)
+    # PromQL per revision; $namespace, $revision and $window are substituted. Defaults: Knative
+    # queue-proxy metrics (revision_app_request_*). Knative >= 1.19 exports OpenTelemetry names
+    # instead; override these three queries to match what your Prometheus scrapes.
+    requests_query: str = 'sum(increase(revision_app_request_count{namespace_name="$namespace",revision_name="$revision"}[$window]))'
+    errors_query: str = (
+        "sum(increase(revision_app_request_count"
+        '{namespace_name="$namespace",revision_name="$revision",response_code_class="5xx"}[$window]))'
+    )
+    p95_query: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(revision_app_request_latencies_bucket"
+        '{namespace_name="$namespace",revision_name="$revision"}[$window])))'
+    )
+    p95_query_unit_ms: float = Field(1.0, gt=0)  # multiply the p95 query result by this to get ms
+    report_dir: str | None = None  # default: <home>/canary
+    schedule: str = "*/10 * * * *"
+    # the training pipeline's deploy step: start a canary of each registered version when on
+    deploy: bool = False
+    inference_service: str | None = None  # default: training.model_name
+    namespace: str = "mlstack"
 
 
 class BatchConfig(BaseModel):
@@ -132,6 +194,10 @@ class Settings(BaseSettings):
         if self.tracking_uri:
             return self.tracking_uri
         return f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def payload_store(self) -> str:
+        return self.sink.store or str(self.resolved_home / "payloads")
 
     @property
     def artifact_root(self) -> Path:

@@ -124,3 +124,29 @@ def test_batch_run_bad_input_is_one_line_and_exit_code(
     assert stderr.strip().splitlines()[-1].startswith("error: ") and message in stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_failing_step_is_one_line_and_exit_1(registered_loan_model, tmp_path):
+    """An input without a contract column fails inside the pipeline: the step's sentence, no traceback."""
+    source = save_table(generate(300, seed=33).drop(columns=["region"]), str(tmp_path / "in.parquet"))
+    result = _mlstack(
+        "batch", "run", "--local", "--model", "fraud", "--input", source,
+        "--output", str(tmp_path / "out.parquet"), "--json", home=registered_loan_model.home,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "lacks the contract columns ['region']" in last
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_batch_run_without_local_points_at_submit(monkeypatch, capsys, mlstack_home):
+    from mlstack.cli.main import main
+
+    monkeypatch.setattr(
+        sys, "argv", ["mlstack", "batch", "run", "--model", "m", "--input", "x", "--output", "y"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert "batch submit --host" in capsys.readouterr().err

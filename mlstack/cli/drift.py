@@ -1,0 +1,101 @@
+"""``mlstack drift``: the drift job (run by the CronJob every 15 minutes, or by hand)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlstack.cli.common import print_json, settings_from
+
+
+def drift(
+    model: Annotated[str, typer.Option("--model", help="Registered model (= inference service) name.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Model version to judge; default: the champion.")
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option("--window", help="Payload-log window ending now, e.g. 15m, 1h, 2d.")
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference", help="Reference CSV/Parquet; default: the version's training snapshot in MLflow."
+        ),
+    ] = None,
+    current: Annotated[
+        str | None,
+        typer.Option("--current", help="Current CSV/Parquet instead of the payload-log window."),
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Payload-log store (dir or s3://); default from settings.")
+    ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace", help="Evidently workspace (dir or s3://); default $MLSTACK_HOME/evidently."
+        ),
+    ] = None,
+    pushgateway: Annotated[
+        str | None,
+        typer.Option("--pushgateway", help="Pushgateway URL; default from settings (unset = no push)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="Settings YAML file.")] = None,
+) -> None:
+    """Judge the recent inputs of one model version against its reference.
+
+    Exit 0 with status ok or insufficient_data; 1 when the data does not match the contract;
+    2 when the reference cannot be found or an option is wrong.
+    """
+    from mlstack.core.registry import configure
+    from monitoring import drift_job
+    from monitoring.drift_inputs import parse_window
+
+    settings = settings_from(config)
+    configure(settings)
+    drift_config = settings.drift
+    result = drift_job.run(
+        model,
+        version,
+        drift_config,
+        store=store or settings.payload_store,
+        workspace_uri=workspace or drift_config.workspace or str(settings.resolved_home / "evidently"),
+        window=parse_window(window or drift_config.window),
+        reference_uri=reference,
+        current_uri=current,
+        pushgateway=pushgateway or drift_config.pushgateway,
+    )
+    if as_json:
+        print_json(result)
+        return
+    typer.echo(_summary(result))
+
+
+def _summary(result: dict) -> str:
+    head = f"{result['model']} version {result['version']}: {result['rows']} rows"
+    if result["status"] != "ok":
+        return f"{head}; INSUFFICIENT DATA — {result['message']}"
+    lines = [
+        f"{head}; drift {'DETECTED' if result['drift_detected'] else 'not detected'} "
+        f"(drifted share {result['drifted_share']:.2f})"
+    ]
+    for name, entry in result["features"].items():
+        flags = [
+            flag
+            for flag, on in (("drift", entry["drifted"]), ("missingness", entry["missing_drifted"]))
+            if on
+        ]
+        lines.append(f"  {name:32s} {entry['method']:14s} {entry['score']:.4f}  {' '.join(flags)}")
+    prediction = result.get("prediction_drift")
+    if prediction:
+        lines.append(f"  prediction drift ({prediction['method']}): {prediction['score']:.4f}")
+    perf = result.get("performance") or {}
+    if perf.get("online"):
+        lines.append(
+            f"  accuracy online {perf['online']['accuracy']:.4f} vs offline {perf['offline']['accuracy']:.4f}"
+            f"{' — DEGRADED' if perf['degraded'] else ''}"
+        )
+    if result.get("report"):
+        lines.append(f"  report: {result['report']}")
+    return "\n".join(lines)

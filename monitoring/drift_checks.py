@@ -1,0 +1,156 @@
+"""Pure pieces of the drift job: pinned methods, schema checks, sampling, data quality, performance.
+
+Everything here takes DataFrames and settings and returns plain data; Evidently, storage and
+Prometheus live in the shell modules (``drift_report``, ``drift_job``, ``metrics``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlstack.core.contract import DataContract
+from mlstack.core.settings import DriftConfig
+from mlstack.core.validation import validate
+
+PREDICTION_COLUMNS = ("prediction", "probability")
+LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class PinnedMethod:
+    """The drift method and threshold fixed for one column before any data is sampled."""
+
+    method: str
+    threshold: float
+
+
+def pin_methods(
+    reference: pd.DataFrame, contract: DataContract, config: DriftConfig
+) -> dict[str, PinnedMethod]:
+    """Choose each feature's drift method from its contract type and the reference alone.
+
+    Numeric features with at most ``config.low_cardinality`` distinct reference values are binned
+    like categories (Evidently makes the same choice for references above 1000 rows); the choice
+    never depends on the current window, so sampling or a small window cannot switch it.
+    """
+    pinned = {}
+    for feature in contract.features:
+        categorical = feature.is_categorical
+        if not categorical and feature.name in reference.columns:
+            categorical = reference[feature.name].nunique(dropna=True) <= config.low_cardinality
+        if categorical:
+            pinned[feature.name] = PinnedMethod(config.categorical_method, config.categorical_threshold)
+        else:
+            pinned[feature.name] = PinnedMethod(config.numeric_method, config.numeric_threshold)
+    return pinned
+
+
+def schema_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
+    """Contract features missing from ``frame`` or holding values of the wrong type, as readable items."""
+    report = validate(frame, contract, require_target=False)
+    problems = []
+    for violation in report.violations:
+        if violation.rule == "missing_column":
+            problems.append(f"{violation.column} (missing)")
+        elif violation.rule == "wrong_type":
+            problems.append(f"{violation.column} ({violation.message})")
+    return problems
+
+
+def seeded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows drawn without replacement with a fixed seed (all rows when fewer)."""
+    if len(frame) <= rows:
+        return frame
+    picked = np.random.default_rng(seed).choice(len(frame), size=rows, replace=False)
+    picked.sort()
+    return frame.iloc[picked]
+
+
+def missing_shares(frame: pd.DataFrame, features: list[str]) -> dict[str, float]:
+    """Share of missing values per feature (1.0 for an absent column)."""
+    if frame.empty:
+        return {name: 0.0 for name in features}
+    return {name: float(frame[name].isna().mean()) if name in frame.columns else 1.0 for name in features}
+
+
+def out_of_contract_shares(frame: pd.DataFrame, contract: DataContract) -> dict[str, float]:
+    """Per feature, the share of rows whose value breaks the contract (range, category, nullability)."""
+    report = validate(frame, contract, require_target=False)
+    shares = {name: 0.0 for name in contract.feature_names}
+    for violation in report.violations:
+        if violation.column in shares:
+            shares[violation.column] = min(1.0, shares[violation.column] + violation.share)
+    return shares
+
+
+def _classification_scores(labels: pd.Series, predictions: pd.Series, probabilities: pd.Series) -> dict:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    labels = labels.astype(int)
+    scores = {"accuracy": float(accuracy_score(labels, predictions.astype(int))), "roc_auc": None}
+    if labels.nunique() == 2 and probabilities.notna().all():
+        scores["roc_auc"] = float(roc_auc_score(labels, probabilities.astype(float)))
+    return scores
+
+
+def binary_labels(values: pd.Series, positive) -> pd.Series:
+    """Map raw target values to 1 (the contract's positive class) / 0, keeping missing as NA."""
+    known = values.notna()
+    as_text = values.astype(str)
+    hit = as_text == str(positive)
+    if isinstance(positive, bool) or str(positive) in ("1", "True"):
+        hit = hit | as_text.isin(["1", "1.0", "True", "true"])
+    return hit.astype("Int64").where(known, pd.NA)
+
+
+def performance(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: DataContract,
+    config: DriftConfig,
+) -> dict:
+    """Online (labelled current rows) versus offline (reference) accuracy and ROC AUC.
+
+    ``degraded`` is True when enough rows are labelled and accuracy or ROC AUC fell by more than
+    the configured drops. ROC AUC matters: a concept drift that lowers the base rate can *raise*
+    accuracy of a mostly-negative classifier while ranking quality collapses.
+    """
+    result = {
+        "labeled_rows": 0,
+        "online": None,
+        "offline": None,
+        "accuracy_drop": None,
+        "roc_auc_drop": None,
+        "degraded": None,
+    }
+    target = contract.target.name
+    if target in reference.columns and all(c in reference.columns for c in PREDICTION_COLUMNS):
+        ref_labels = binary_labels(reference[target], contract.target.positive)
+        known = ref_labels.notna()
+        if known.any():
+            result["offline"] = _classification_scores(
+                ref_labels[known], reference.loc[known, "prediction"], reference.loc[known, "probability"]
+            )
+    label_column = LABEL_COLUMN if LABEL_COLUMN in current.columns else target
+    if label_column not in current.columns or not all(c in current.columns for c in PREDICTION_COLUMNS):
+        return result
+    labels = binary_labels(current[label_column], contract.target.positive)
+    known = labels.notna() & current["prediction"].notna()
+    result["labeled_rows"] = int(known.sum())
+    if result["labeled_rows"] < config.min_labeled or result["offline"] is None:
+        return result
+    online = _classification_scores(
+        labels[known], current.loc[known, "prediction"], current.loc[known, "probability"]
+    )
+    result["online"] = online
+    offline = result["offline"]
+    result["accuracy_drop"] = offline["accuracy"] - online["accuracy"]
+    degraded = result["accuracy_drop"] > config.max_accuracy_drop
+    if online["roc_auc"] is not None and offline["roc_auc"] is not None:
+        result["roc_auc_drop"] = offline["roc_auc"] - online["roc_auc"]
+        degraded = degraded or result["roc_auc_drop"] > config.max_roc_auc_drop
+    result["degraded"] = bool(degraded)
+    return result

@@ -1,0 +1,122 @@
+"""Gather the drift job's inputs: the reference, the contract, the model and the current window."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from mlstack.core import payload
+from mlstack.core.contract import DataContract, Feature, Target
+from mlstack.core.data import load_table
+from mlstack.core.errors import UsageError
+from mlstack.core.model import LoadedModel, predict
+from mlstack.core.model import load as load_model
+from monitoring import reference as mlflow_reference
+from monitoring.drift_checks import LABEL_COLUMN, PREDICTION_COLUMNS
+
+log = logging.getLogger(__name__)
+
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_window(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h``, ``2d`` -> timedelta; UsageError otherwise."""
+    match = _WINDOW.match(text or "")
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"--window {text!r} is not a duration like 15m, 1h or 2d")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+@dataclass
+class DriftInputs:
+    model: str
+    version: str
+    contract: DataContract
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    loaded: LoadedModel | None
+    since: datetime | None
+    until: datetime | None
+    registered: bool
+
+
+def contract_from_frame(frame: pd.DataFrame, name: str) -> DataContract:
+    """A type-only contract for a reference without a registered model: numbers numeric, the rest categorical."""
+    skip = set(PREDICTION_COLUMNS) | {LABEL_COLUMN} | set(payload.META_COLUMNS)
+    features = [
+        Feature(
+            name=str(column),
+            type="numeric"
+            if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
+            else "categorical",
+            nullable=True,
+        )
+        for column in frame.columns
+        if column not in skip
+    ]
+    if not features:
+        raise UsageError("the reference holds no feature columns")
+    return DataContract(name=name, target=Target(name=LABEL_COLUMN), features=features)
+
+
+def _with_predictions(
+    frame: pd.DataFrame, loaded: LoadedModel | None, contract: DataContract
+) -> pd.DataFrame:
+    """Score rows that lack ``prediction``/``probability`` with the model's one predict path."""
+    if frame.empty or all(c in frame.columns for c in PREDICTION_COLUMNS) or loaded is None:
+        return frame
+    if any(name not in frame.columns for name in contract.feature_names):
+        return frame  # the schema check reports it
+    predictions, probabilities = predict(loaded.pipeline, frame, contract, loaded.threshold)
+    frame = frame.copy()
+    frame["prediction"], frame["probability"] = predictions, probabilities
+    return frame
+
+
+def gather(
+    model: str,
+    version: str | None,
+    *,
+    window: timedelta,
+    reference_uri: str | None,
+    current_uri: str | None,
+    store: str,
+    now: datetime | None = None,
+) -> DriftInputs:
+    """Load everything one run needs; raises UsageError (exit 2) when the reference cannot be found."""
+    is_registered = mlflow_reference.registered(model)
+    loaded = None
+    if is_registered:
+        version = mlflow_reference.resolve_version(model, version)
+        loaded = load_model(f"models:/{model}/{version}")
+    if reference_uri:
+        try:
+            reference = load_table(reference_uri)
+        except UsageError as exc:
+            raise UsageError(f"reference not found: {exc}") from exc
+    elif is_registered:
+        reference = mlflow_reference.fetch_reference(model, version)
+    else:
+        raise UsageError(
+            f"no reference for model {model!r}: it is not in the MLflow registry; pass --reference URI"
+        )
+    contract = loaded.contract if loaded else contract_from_frame(reference, model)
+    version = str(version or "unknown")
+
+    since = until = None
+    if current_uri:
+        current = load_table(current_uri)
+    else:
+        until = now or datetime.now(UTC)
+        since = until - window
+        current = payload.load_window(
+            store, model, since, until, version=version if version != "unknown" else None
+        )
+    reference = _with_predictions(reference, loaded, contract)
+    current = _with_predictions(current, loaded, contract)
+    return DriftInputs(model, version, contract, reference, current, loaded, since, until, is_registered)

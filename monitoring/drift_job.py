@@ -1,0 +1,183 @@
+"""The drift job: judge one model version's recent inputs against its reference, then publish.
+
+``evaluate`` is the pure-ish core (frames in, result dict + Evidently snapshot out); ``run`` adds
+the I/O: inputs from MLflow / the payload log / files, the Evidently workspace, the HTML report
+and the Pushgateway. The result is what ``mlstack drift --json`` prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from mlstack.core.contract import DataContract
+from mlstack.core.errors import CheckFailed
+from mlstack.core.settings import DriftConfig
+from monitoring import drift_checks, drift_report, metrics, workspace
+from monitoring.drift_inputs import DriftInputs, gather
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    result: dict
+    snapshot: object | None
+
+
+def _insufficient(model: str, version: str, rows: int, config: DriftConfig) -> dict:
+    return {
+        "model": model,
+        "version": version,
+        "rows": rows,
+        "status": "insufficient_data",
+        "message": f"{rows} rows in the window, at least {config.min_rows} needed; no drift verdict",
+        "drift_detected": None,
+        "drifted_share": None,
+        "features": {},
+        "prediction_drift": None,
+    }
+
+
+def evaluate(
+    model: str,
+    version: str,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: DataContract,
+    config: DriftConfig,
+    timestamp: datetime | None = None,
+) -> Outcome:
+    """Judge ``current`` against ``reference``: never a 'no drift' verdict on too little data.
+
+    Raises CheckFailed naming the columns when either frame does not match the contract.
+    """
+    rows = len(current)
+    if rows < config.min_rows:
+        return Outcome(_insufficient(model, version, rows, config), None)
+    for name, frame in (("current", current), ("reference", reference)):
+        problems = drift_checks.schema_problems(frame, contract)
+        if problems:
+            raise CheckFailed(f"{name} data does not match model {model!r}'s contract: {', '.join(problems)}")
+    pinned = drift_checks.pin_methods(reference, contract, config)
+    seed = config.sample_seed
+    snapshot, scores = drift_report.run_report(
+        drift_checks.seeded_sample(reference, config.sample_rows, seed),
+        drift_checks.seeded_sample(current, config.sample_rows, seed),
+        contract,
+        pinned,
+        config,
+        timestamp=timestamp,
+        metadata={"model": model, "version": str(version), "rows": rows},
+        tags=[f"model={model}", f"version={version}"],
+    )
+    features = contract.feature_names
+    missing_ref = drift_checks.missing_shares(reference, features)
+    missing_cur = drift_checks.missing_shares(current, features)
+    out_of_contract = drift_checks.out_of_contract_shares(current, contract)
+    entries = {}
+    for name in features:
+        score = scores.features[name]
+        missing_rise = missing_cur[name] - missing_ref[name]
+        entries[name] = {
+            "score": score,
+            "method": pinned[name].method,
+            "threshold": pinned[name].threshold,
+            "drifted": bool(score >= pinned[name].threshold),
+            "missing_share": {"reference": missing_ref[name], "current": missing_cur[name]},
+            "missing_drifted": bool(missing_rise > config.missing_share_increase),
+            "out_of_contract_share": out_of_contract[name],
+        }
+    missing_drifted = sorted(n for n, e in entries.items() if e["missing_drifted"])
+    contract_broken = sorted(n for n in features if out_of_contract[n] > config.max_out_of_contract_share)
+    distribution_drift = scores.drifted_share >= config.drift_share
+    prediction = None
+    if scores.prediction is not None:
+        prediction = {
+            "score": scores.prediction,
+            "method": config.prediction_method,
+            "threshold": config.prediction_threshold,
+            "drifted": bool(scores.prediction >= config.prediction_threshold),
+        }
+    result = {
+        "model": model,
+        "version": str(version),
+        "rows": rows,
+        "status": "ok",
+        "drift_detected": bool(distribution_drift or missing_drifted or contract_broken),
+        "drifted_share": scores.drifted_share,
+        "features": entries,
+        "prediction_drift": prediction,
+        "data_quality": {
+            "distribution_drift": bool(distribution_drift),
+            "missing_drifted": missing_drifted,
+            "out_of_contract": contract_broken,
+        },
+        "performance": drift_checks.performance(reference, current, contract, config),
+        "sampled_rows": {
+            "reference": min(len(reference), config.sample_rows),
+            "current": min(rows, config.sample_rows),
+        },
+    }
+    return Outcome(result, snapshot)
+
+
+def run(
+    model: str,
+    version: str | None,
+    config: DriftConfig,
+    *,
+    store: str,
+    workspace_uri: str | None,
+    window: timedelta,
+    reference_uri: str | None = None,
+    current_uri: str | None = None,
+    pushgateway: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """One job run end to end; returns the result dict (status ok or insufficient_data)."""
+    started = time.monotonic()
+    inputs: DriftInputs = gather(
+        model,
+        version,
+        window=window,
+        reference_uri=reference_uri,
+        current_uri=current_uri,
+        store=store,
+        now=now,
+    )
+    moment = now or datetime.now(UTC)
+    outcome = evaluate(
+        inputs.model, inputs.version, inputs.reference, inputs.current, inputs.contract, config, moment
+    )
+    result = outcome.result
+    if inputs.since is not None:
+        result["window"] = {"since": inputs.since.isoformat(), "until": inputs.until.isoformat()}
+    if outcome.snapshot is not None and workspace_uri:
+        result["workspace"] = workspace.add_snapshot(workspace_uri, inputs.model, outcome.snapshot)
+        stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+        result["report"] = workspace.save_html(
+            workspace_uri, inputs.model, inputs.version, stamp, outcome.snapshot
+        )
+    if pushgateway:
+        metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
+        if inputs.registered:
+            from monitoring.reference import live_versions
+
+            live = live_versions(inputs.model) | {inputs.version}
+            result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    log.info(
+        "drift %s v%s: status=%s rows=%d drift_detected=%s in %.1fs",
+        inputs.model,
+        inputs.version,
+        result["status"],
+        result["rows"],
+        result["drift_detected"],
+        result["seconds"],
+    )
+    return result

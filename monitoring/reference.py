@@ -1,0 +1,90 @@
+"""Find a model version's reference snapshot, contract and live versions through MLflow.
+
+Convention (the register step follows it): the source run of a registered model version holds the
+artifact ``reference/reference.parquet`` with the contract's features, the target, and the model's
+``prediction`` / ``probability`` on those rows. The contract itself is in the model's MLmodel
+metadata (``mlstack.core.model``).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from mlstack.core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+LIVE_ALIASES = ("champion", "challenger")
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def resolve_version(model: str, version: str | None) -> str:
+    """The version to judge: the one given, else the champion; UsageError when neither exists."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        if version:
+            client.get_model_version(model, version)
+            return str(version)
+        return str(client.get_model_version_by_alias(model, "champion").version)
+    except MlflowException as exc:
+        wanted = f"version {version}" if version else "a champion alias"
+        raise UsageError(
+            f"model {model!r} has no {wanted} in the MLflow registry; register it first, "
+            "or pass --reference URI (and --version V)"
+        ) from exc
+
+
+def fetch_reference(model: str, version: str) -> pd.DataFrame:
+    """Download and read the reference snapshot of one registered model version."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        run_id = client.get_model_version(model, version).run_id
+    except MlflowException as exc:
+        raise UsageError(f"model {model!r} version {version} is not in the MLflow registry") from exc
+    if not run_id:
+        raise UsageError(
+            f"model {model!r} version {version} has no source run, so no reference snapshot; "
+            "pass --reference URI"
+        )
+    with tempfile.TemporaryDirectory(prefix="mlstack-reference-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp)
+        except (MlflowException, OSError) as exc:
+            raise UsageError(
+                f"no reference snapshot for model {model!r} version {version}: run {run_id} has no "
+                f"artifact {REFERENCE_ARTIFACT}; pass --reference URI"
+            ) from exc
+        return pd.read_parquet(Path(local))
+
+
+def live_versions(model: str) -> set[str]:
+    """Versions that still serve traffic (champion, challenger); the drift metrics of others are retired."""
+    from mlstack.core.registry import aliases_of
+
+    aliases = aliases_of(_client(), model)
+    return {version for alias, version in aliases.items() if alias in LIVE_ALIASES}
+
+
+def registered(model: str) -> bool:
+    """Whether the registry knows the model at all."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().get_registered_model(model)
+        return True
+    except MlflowException:
+        return False
