@@ -30,18 +30,18 @@ OutputOption = Annotated[
 ]
 RejectsOption = Annotated[
     str | None,
-    typer.Option("--rejects", help="Rejected rows Parquet [default: next to --output, .rejects.parquet]."),
+    typer.Option("--rejects", help="Rejected rows Parquet (default: next to --output, .rejects.parquet)."),
 ]
 ChunkOption = Annotated[
     int | None,
     typer.Option(
         "--chunk-rows",
         min=1,
-        help="Rows per chunk; memory grows with it [default: settings batch.chunk_rows].",
+        help="Rows per chunk; memory grows with it (default: settings batch.chunk_rows).",
     ),
 ]
 ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="Settings YAML [default: $MLSTACK_CONFIG].")
+    str | None, typer.Option("--config", help="Settings YAML (default: $MLSTACK_CONFIG).")
 ]
 
 
@@ -113,7 +113,7 @@ def submit_cmd(
     schedule: Annotated[
         str | None,
         typer.Option(
-            "--schedule", help="Cron, 5 fields, UTC, e.g. '0 2 * * *' [default: settings batch.schedule]."
+            "--schedule", help="Cron, 5 fields, UTC, e.g. '0 2 * * *' (default: settings batch.schedule)."
         ),
     ] = None,
     rejects: RejectsOption = None,
@@ -121,7 +121,7 @@ def submit_cmd(
     tracking_uri: Annotated[
         str | None,
         typer.Option(
-            "--tracking-uri", help="MLflow URL as seen from the cluster [default: settings tracking_uri]."
+            "--tracking-uri", help="MLflow URL as seen from the cluster (default: settings tracking_uri)."
         ),
     ] = None,
     config: ConfigOption = None,
