@@ -87,6 +87,10 @@ $(MLSERVER_VENV)/bin/mlserver:
 bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
 	$(PY) bench/serving_bench.py
 
+.PHONY: bench-batch
+bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
+	$(PY) bench/batch_bench.py
+
 .PHONY: bench
 bench: bench-serving bench-drift bench-batch ## Run every benchmark, then write bench/results/summary.md
 	$(PY) bench/summarize.py

@@ -19,6 +19,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.monitoring",
     "tests.fixtures.canary",
     "tests.fixtures.cluster",
+    "tests.fixtures.batch",
 ]
 
 

@@ -148,6 +148,14 @@ class CanaryConfig(BaseModel):
     namespace: str = "mlstack"
 
 
+class BatchConfig(BaseModel):
+    """Batch scoring: chunk size (memory stays at about one chunk) and the default recurring schedule."""
+
+    chunk_rows: int = Field(50_000, ge=1)
+    schedule: str = "0 2 * * *"  # cron, 5 fields (KFP's leading seconds field is added on submit)
+    kfp_experiment: str = "batch-scoring"
+
+
 class Settings(BaseSettings):
     """Every setting of the stack, with its default."""
 
@@ -163,6 +171,7 @@ class Settings(BaseSettings):
     sink: SinkConfig = Field(default_factory=SinkConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
 
     @classmethod
     def settings_customise_sources(

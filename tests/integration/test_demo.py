@@ -36,7 +36,8 @@ def test_verdict_and_aliases_match_the_registry(demo):
     assert summary["aliases_before"] == {"champion": "1", "challenger": "2"}
     assert summary["aliases_after"] == {"champion": "2", "previous": "1"}
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    assert client.get_registered_model("loan-default").aliases == {"champion": "2", "previous": "1"}
+    registry = client.get_registered_model("loan-default").aliases
+    assert {alias: str(version) for alias, version in registry.items()} == {"champion": "2", "previous": "1"}
     after = (home / "isvc-after-promote.yaml").read_text()
     assert "canaryTrafficPercent" not in after and "MLSTACK_MODEL_VERSION" in after
 
