@@ -19,7 +19,7 @@ import pandas as pd
 
 from mlstack.core.contract import DataContract, Feature
 from mlstack.core.model import LoadedModel, predict
-from mlstack.core.validation import _RULE_TEXT, row_reasons
+from mlstack.core.validation import RULE_TEXT, row_reasons
 from serving.protocol import ParsedRequest, RequestError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _rule_of(text: str) -> str:
         return "missing_feature"
     if text.startswith("expected "):
         return "wrong_type"
-    for rule, phrase in _RULE_TEXT.items():
+    for rule, phrase in RULE_TEXT.items():
         if text.startswith(phrase):
             return rule
     return "contract_violation"

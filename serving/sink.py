@@ -93,7 +93,7 @@ class Sink:
         wanted = set(ids)
         found: set[str] = set()
         if storage.exists(storage.join(self.store, "predictions")):
-            frame = payload._read_partitioned(
+            frame = payload.read_partitioned(
                 storage.join(self.store, "predictions"),
                 ["inference_service", "model_version", "date", "hour"],
             )

@@ -56,7 +56,7 @@ def _post(client: httpx.Client, url: str, i: int, kind: str) -> int:
 def _raw_prediction_rows(store: str):
     """Every stored row, duplicates included (load_window would drop them)."""
     keys = ["inference_service", "model_version", "date", "hour"]
-    return payload._read_partitioned(storage.join(store, "predictions"), keys)
+    return payload.read_partitioned(storage.join(store, "predictions"), keys)
 
 
 def test_pairs_dedup_feedback_and_refusals(tmp_path):
