@@ -209,6 +209,7 @@ def test_training_pipeline_runs_on_kfp():
     env["MLSTACK_COMPONENT_IMAGE"] = os.environ.get(
         "MLSTACK_COMPONENT_IMAGE", "localhost:5001/mlstack-components:dev"
     )
+    env["MLSTACK_TRAINING__MODEL_NAME"] = MODEL  # register under the name the chart serves
     with PortForward("kubeflow", "ml-pipeline", 8888, health="/apis/v2beta1/healthz") as kfp_host:
         submit = subprocess.run(
             [
