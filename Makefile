@@ -70,3 +70,15 @@ demo: setup ## Run the whole loop on this machine, no cluster
 .PHONY: clean
 clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
+
+##@ Operations
+
+.PHONY: evidently-ui
+evidently-ui: $(VENV)/.synced ## Open the Evidently UI on the local drift workspace (MLSTACK_HOME/evidently), port 8000
+	$(VENV)/bin/evidently ui --workspace $(MLSTACK_HOME)/evidently --host 127.0.0.1 --port 8000
+
+##@ Benchmarks
+
+.PHONY: bench-drift
+bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift`, 100k and 1M rows x 30 columns -> bench/results/drift.{json,md}
+	$(PY) bench/drift_bench.py
