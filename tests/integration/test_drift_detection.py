@@ -40,7 +40,9 @@ def _alarms(model_and_reference, scenario: str) -> list[dict]:
     config = DriftConfig()
     results = []
     for seed in SEEDS:
-        outcome = evaluate("loan", "1", reference, _window(contract, pipeline, scenario, seed), contract, config)
+        outcome = evaluate(
+            "loan", "1", reference, _window(contract, pipeline, scenario, seed), contract, config
+        )
         result = outcome.result
         assert result["status"] == "ok"
         results.append(
@@ -68,5 +70,7 @@ def test_concept_drift_is_detected_through_labels(model_and_reference):
     results = _alarms(model_and_reference, "concept_drift")
     detected = sum(r["performance"] for r in results)
     input_alarms = sum(r["input"] for r in results)
-    print(f"concept_drift: performance alarm {detected}/{len(results)}, input-drift alarm {input_alarms}/{len(results)}")
+    print(
+        f"concept_drift: performance alarm {detected}/{len(results)}, input-drift alarm {input_alarms}/{len(results)}"
+    )
     assert detected / len(results) >= 0.95
