@@ -5,6 +5,7 @@ The same pipeline object runs on Kubeflow (compiled IR) and locally through ``kf
 
 from kfp import dsl
 
+from components.deploy_op import deploy_canary_op
 from components.ops import evaluate_op, ingest_op, register_op, train_op, validate_op
 
 PIPELINE_NAME = "mlstack-training"
@@ -22,6 +23,10 @@ def training_pipeline(
     validation_tolerance: float = 0.01,
     git_commit: str = "unknown",
     lock_sha256: str = "unknown",
+    deploy: bool = False,
+    inference_service: str = "",
+    namespace: str = "mlstack",
+    canary_percent: int = 10,
 ) -> str:
     """Returns the run's result as JSON (the same shape whether the gate passed or not)."""
     ingest = ingest_op(data_uri=data_uri, contract_yaml=contract_yaml)
@@ -61,6 +66,15 @@ def training_pipeline(
     with dsl.If(evaluate.outputs["decision"] == "passed", name="gate-passed"):
         registered = register_op(register=True, **common).set_display_name("register")
         registered.set_caching_options(False)  # side effects: never skip, never retry (no duplicate versions)
+        with dsl.If(deploy == True, name="deploy-enabled"):  # noqa: E712 (a pipeline condition, not Python)
+            deployed = deploy_canary_op(
+                register_result=registered.output,
+                deploy=deploy,
+                inference_service=inference_service,
+                namespace=namespace,
+                percent=canary_percent,
+            ).set_display_name("deploy-canary")
+            deployed.set_caching_options(False)  # talks to the cluster
     with dsl.Else(name="gate-failed"):
         rejected = register_op(register=False, **common).set_display_name("record-rejection")
         rejected.set_caching_options(False)

@@ -63,6 +63,10 @@ def pipeline_arguments(settings: Settings, data_uri: str, contract: DataContract
         "validation_tolerance": settings.training.validation_tolerance,
         "git_commit": git_commit(),
         "lock_sha256": lock_sha256(),
+        "deploy": settings.canary.deploy,
+        "inference_service": settings.canary.inference_service or settings.training.model_name,
+        "namespace": settings.canary.namespace,
+        "canary_percent": settings.canary.initial_percent,
     }
 
 

@@ -13,7 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # one line per area; each module holds that area's server fixtures
-pytest_plugins: list[str] = ["tests.fixtures.mlflow_server", "tests.fixtures.monitoring"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.mlflow_server",
+    "tests.fixtures.serving",
+    "tests.fixtures.monitoring",
+    "tests.fixtures.canary",
+    "tests.fixtures.cluster",
+    "tests.fixtures.batch",
+]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import data, drift, pipeline
+from mlstack.cli import batch, data, demo, drift, pipeline, serve
 from mlstack.cli.common import run_app, setup_logging
 
 app = typer.Typer(
@@ -16,7 +16,10 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
+serve.register(app)
 app.command("drift")(drift.drift)
+app.command("demo")(demo.demo)
+app.add_typer(batch.app, name="batch")
 
 
 @app.callback()

@@ -106,7 +106,7 @@ def submit_cmd(
     config: ConfigOption = None,
     tracking_uri: Annotated[
         str, typer.Option("--tracking-uri", help="MLflow URL as seen from inside the cluster.")
-    ] = "http://mlflow.mlstack.svc.cluster.local:5000",
+    ] = "http://mlstack-mlflow.mlstack.svc.cluster.local:5000",  # the chart's Service (release mlstack)
     schedule: Annotated[
         str | None, typer.Option("--schedule", help="Cron (5 fields) for a recurring run instead of one run.")
     ] = None,

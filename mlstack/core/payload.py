@@ -103,7 +103,7 @@ def write_feedback(store: str, rows: pd.DataFrame) -> list[str]:
     return written
 
 
-def _read_partitioned(uri: str, keys: list[str], filter_expr=None) -> pd.DataFrame | None:
+def read_partitioned(uri: str, keys: list[str], filter_expr=None) -> pd.DataFrame | None:
     """Read a hive-partitioned tree whose files may differ in columns (a model gains a feature)."""
     fs, path = storage.filesystem(uri)
     if fs.get_file_info(path).type == storage.pafs.FileType.NotFound:
@@ -142,7 +142,7 @@ def load_window(
     expr = pc.field("inference_service") == model
     if version is not None:
         expr = expr & (pc.field("model_version") == str(version))
-    frame = _read_partitioned(
+    frame = read_partitioned(
         storage.join(store, "predictions"), ["inference_service", "model_version", "date", "hour"], expr
     )
     if frame is None or frame.empty:
@@ -154,7 +154,7 @@ def load_window(
         frame = frame[frame["requested_at"] < _utc(until)]
     frame = frame.drop(columns=[c for c in ("date", "hour") if c in frame.columns])
     frame = frame.drop_duplicates(subset=["request_id", "row_index"], keep="first")
-    feedback = _read_partitioned(storage.join(store, "feedback"), ["date"])
+    feedback = read_partitioned(storage.join(store, "feedback"), ["date"])
     if feedback is not None and not feedback.empty:
         labels = feedback.sort_values("received_at").drop_duplicates(
             subset=["request_id", "row_index"], keep="last"

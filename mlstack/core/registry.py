@@ -9,6 +9,20 @@ from mlstack.core.settings import Settings
 log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger", "previous")
+# storage URI schemes KServe's storage initializer can fetch
+KSERVE_SCHEMES = (
+    "s3://",
+    "gs://",
+    "pvc://",
+    "https://",
+    "http://",
+    "hdfs://",
+    "webhdfs://",
+    "oci://",
+    "hf://",
+    "file://",
+    "/",
+)
 
 
 def configure(settings: Settings) -> str:
@@ -49,3 +63,22 @@ def aliases_of(client, model_name: str) -> dict[str, str]:
         return {a: str(v) for a, v in client.get_registered_model(model_name).aliases.items()}
     except MlflowException:
         return {}
+
+
+def kserve_storage_uri(client, model_name: str, version: str) -> str:
+    """Where KServe should fetch a registered version from, as the registry records it."""
+    from mlflow.exceptions import MlflowException
+
+    from mlstack.core.errors import UsageError
+
+    try:
+        uri = client.get_model_version_download_uri(model_name, str(version))
+    except MlflowException as exc:
+        raise UsageError(
+            f"{model_name} version {version} is not in the MLflow registry: {exc.message}"
+        ) from exc
+    if not uri.startswith(KSERVE_SCHEMES):
+        raise UsageError(
+            f"MLflow stores {model_name} v{version} at {uri!r}, which KServe cannot fetch; pass a storage URI"
+        )
+    return uri

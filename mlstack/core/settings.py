@@ -51,16 +51,25 @@ class TrainingConfig(BaseModel):
 
 class ServingConfig(BaseModel):
     max_batch_rows: int = Field(1000, ge=1)
-    host: str = "127.0.0.1"
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
     port: int = 8080
+    workers: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads per worker; one row gains nothing from more
+    model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
+    # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
+    server: Literal["lean", "kserve"] = "lean"
 
 
 class SinkConfig(BaseModel):
     store: str | None = None  # payload-log store (directory or s3:// prefix); default $MLSTACK_HOME/payloads
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
     port: int = 8090
     flush_rows: int = Field(5000, ge=1)
     flush_seconds: float = Field(5.0, gt=0)
+    wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
+    pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 
 class DriftConfig(BaseModel):
@@ -100,14 +109,53 @@ class DriftConfig(BaseModel):
 
 
 class CanaryConfig(BaseModel):
-    initial_percent: int = Field(10, ge=1, le=99)
+    """Canary rollout and analysis: traffic share, sample floors, verdict thresholds, data sources."""
+
+    initial_percent: int = Field(10, ge=1, le=100)
+    # floors before any promote: logged predictions / requests per variant, labeled rows per variant
     min_samples: int = Field(500, ge=1)
     min_labeled: int = Field(300, ge=1)
-    max_accuracy_drop: float = 0.02
-    max_error_rate: float = 0.01
-    max_p95_latency_ratio: float = 1.5
-    max_prediction_shift: float = 0.1
+    # accuracy: roll back when the canary is significantly worse by at least this much (points/100);
+    # promote only when the interval shows it is not worse by more than this
+    max_accuracy_drop: float = Field(0.02, gt=0, lt=1)
+    max_error_rate: float = Field(0.01, gt=0, lt=1)
+    max_p95_latency_ratio: float = Field(1.5, gt=1)
+    # Wasserstein distance between the variants' positive-class probability distributions
+    max_prediction_shift: float = Field(0.1, gt=0)
+    prediction_shift_action: Literal["continue", "rollback"] = "continue"
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    # sequential = always-valid mSPRT interval (safe when analyze runs again and again, as the CronJob
+    # does); fixed = Newcombe interval, valid for one look only
+    method: Literal["sequential", "fixed"] = "sequential"
+    prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
+    prometheus_timeout: float = Field(10.0, gt=0)
+    # PromQL per revision; $namespace, $revision and $window are substituted. Defaults: Knative
+    # queue-proxy metrics (revision_app_request_*). Knative >= 1.19 exports OpenTelemetry names
+    # instead; override these three queries to match what your Prometheus scrapes.
+    requests_query: str = 'sum(increase(revision_app_request_count{namespace_name="$namespace",revision_name="$revision"}[$window]))'
+    errors_query: str = (
+        "sum(increase(revision_app_request_count"
+        '{namespace_name="$namespace",revision_name="$revision",response_code_class="5xx"}[$window]))'
+    )
+    p95_query: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(revision_app_request_latencies_bucket"
+        '{namespace_name="$namespace",revision_name="$revision"}[$window])))'
+    )
+    p95_query_unit_ms: float = Field(1.0, gt=0)  # multiply the p95 query result by this to get ms
+    report_dir: str | None = None  # default: <home>/canary
+    schedule: str = "*/10 * * * *"
+    # the training pipeline's deploy step: start a canary of each registered version when on
+    deploy: bool = False
+    inference_service: str | None = None  # default: training.model_name
+    namespace: str = "mlstack"
+
+
+class BatchConfig(BaseModel):
+    """Batch scoring: chunk size (memory stays at about one chunk) and the default recurring schedule."""
+
+    chunk_rows: int = Field(50_000, ge=1)
+    schedule: str = "0 2 * * *"  # cron, 5 fields (KFP's leading seconds field is added on submit)
+    kfp_experiment: str = "batch-scoring"
 
 
 class Settings(BaseSettings):
@@ -125,6 +173,7 @@ class Settings(BaseSettings):
     sink: SinkConfig = Field(default_factory=SinkConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -127,7 +127,7 @@ def _feature_masks(series: pd.Series, feature: Feature) -> tuple[dict[str, pd.Se
     return masks, None
 
 
-_RULE_TEXT = {
+RULE_TEXT = {
     "null_not_allowed": "missing value where the contract says not nullable",
     "unknown_category": "value outside the allowed categories",
     "not_integer": "non-integer value for an integer feature",
@@ -138,7 +138,7 @@ _RULE_TEXT = {
 
 
 def _rule_message(rule: str, feature: Feature) -> str:
-    text = _RULE_TEXT[rule]
+    text = RULE_TEXT[rule]
     if rule == "below_min":
         text += f" {feature.min}"
     elif rule == "above_max":

@@ -17,6 +17,9 @@ from mlstack.core.generator import generate
 
 MLSTACK = str(Path(sys.executable).parent / "mlstack")
 
+# each test runs whole pipelines (tens of seconds each on an idle 2-core machine)
+pytestmark = pytest.mark.timeout(1800)
+
 
 def run_cli(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([MLSTACK, *args], env=env, capture_output=True, text=True, timeout=timeout)
@@ -126,7 +129,7 @@ def test_bad_data_stops_the_run_naming_column_and_rule(cli_env, client, tmp_path
         frame = frame.drop(columns=[column])
     elif breakage == "type":
         frame[column] = frame[column].astype(str)
-        frame.loc[::10, column] = "n/a"
+        frame.loc[::10, column] = "unknown"  # text in a numeric column (not "n/a": CSV readers take that as missing)
     else:
         frame.loc[:59, column] = 1.7  # 2% of rows, tolerance is 1%
     data = tmp_path / "bad.csv"

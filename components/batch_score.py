@@ -1,0 +1,226 @@
+"""Batch scoring: score a table with a registered model, chunk by chunk, with rejects and lineage.
+
+``score_table`` is the plain function (tested directly); ``components/batch_ops.py`` holds the thin
+KFP components over ``resolve_spec`` and ``run_scoring`` that ``pipelines/batch_scoring.py`` composes.
+
+Output (Parquet): every input column, then ``row_number`` (0-based position in the input),
+``prediction`` (0/1), ``probability`` (positive class), ``model_name``, ``model_version``,
+``input_fingerprint`` (``mlstack.core.data.fingerprint`` of the input table, computed in streaming)
+and ``run_id``. Numeric features read as text (CSV) are written as float64 (integer features as
+int64), so the file is a drift job's ``--current`` window as is. Rejects (Parquet): the rejected
+input rows as read, ``row_number`` and ``reject_reason``. Predictions come from
+``mlstack.core.model.predict`` only, the path the online predictor uses.
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
+from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, model_uri, open_batches
+from mlstack.core import registry
+from mlstack.core.data import DataError, fingerprint_uri
+from mlstack.core.model import LoadedModel, load, predict, resolve_model_uri
+from mlstack.core.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+LINEAGE_COLUMNS = ["row_number", "prediction", "probability", "model_name", "model_version"]
+LINEAGE_COLUMNS += ["input_fingerprint", "run_id"]
+REJECT_COLUMNS = ["row_number", "reject_reason"]
+
+
+@dataclass
+class BatchSummary:
+    """What one scoring run did; ``to_dict`` is what ``mlstack batch run --json`` prints (plus more)."""
+
+    model_name: str
+    model_version: str
+    input: str
+    output: str
+    rejects: str
+    input_fingerprint: str
+    run_id: str
+    rows: int = 0
+    scored: int = 0
+    rejected: int = 0
+    positives: int = 0
+    seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"rows_per_second": round(self.rows_per_second, 1)}
+
+    def markdown(self) -> str:
+        """The summary the Kubeflow UI shows."""
+        reasons = "".join(f"| {rule} | {count} |\n" for rule, count in sorted(self.reasons.items()))
+        return (
+            f"# Batch scoring: {self.model_name} v{self.model_version}\n\n"
+            "| | |\n|---|---|\n"
+            f"| input | `{self.input}` |\n| input fingerprint | `{self.input_fingerprint}` |\n"
+            f"| rows | {self.rows} |\n| scored | {self.scored} |\n| rejected | {self.rejected} |\n"
+            f"| predicted positive | {self.positives} ({self.positives / max(self.scored, 1):.2%}) |\n"
+            f"| predictions | `{self.output}` |\n| rejects | `{self.rejects}` |\n"
+            f"| run id | `{self.run_id}` |\n| throughput | {self.rows_per_second:,.0f} rows/s |\n\n"
+            + (f"## Rejected rows by rule\n\n| rule | rows |\n|---|---|\n{reasons}" if reasons else "")
+        )
+
+
+def _output_schema(input_schema: pa.Schema, model: LoadedModel) -> pa.Schema:
+    fields = []
+    for item in input_schema:
+        if item.name in LINEAGE_COLUMNS:
+            continue  # re-scoring an earlier output: its lineage columns are replaced, not duplicated
+        if item.name in model.feature_names:
+            feature = model.contract.feature(item.name)
+            if not feature.is_categorical and not (
+                pa.types.is_integer(item.type) or pa.types.is_floating(item.type)
+            ):
+                item = pa.field(item.name, pa.int64() if feature.type == "integer" else pa.float64())
+        fields.append(item)
+    fields += [
+        pa.field("row_number", pa.int64()),
+        pa.field("prediction", pa.int64()),
+        pa.field("probability", pa.float64()),
+    ]
+    fields += [pa.field(name, pa.string()) for name in LINEAGE_COLUMNS[3:]]
+    return pa.schema(fields)
+
+
+def _scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage) -> pa.Table:
+    columns = []
+    for item in schema:
+        if item.name == "row_number":
+            columns.append(pa.array(rows[keep], pa.int64()))
+        elif item.name == "prediction":
+            columns.append(pa.array(labels, pa.int64()))
+        elif item.name == "probability":
+            columns.append(pa.array(proba, pa.float64()))
+        elif item.name in lineage:
+            columns.append(pa.array(np.full(len(labels), lineage[item.name], dtype=object), pa.string()))
+        elif batch.schema.field(item.name).type != item.type:  # a numeric feature parsed from text
+            columns.append(
+                pa.array(parsed[item.name].to_numpy()[keep], pa.float64(), from_pandas=True).cast(item.type)
+            )
+        else:
+            columns.append(batch.column(item.name).filter(pa.array(keep)))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _rejects_schema(input_schema: pa.Schema) -> pa.Schema:
+    """The input's columns as read (an earlier run's row_number/reject_reason replaced), then why."""
+    fields = [item for item in input_schema if item.name not in REJECT_COLUMNS]
+    return pa.schema([*fields, pa.field("row_number", pa.int64()), pa.field("reject_reason", pa.string())])
+
+
+def _rejects_table(batch, drop: np.ndarray, rows: np.ndarray, reasons, schema: pa.Schema) -> pa.Table:
+    mask = pa.array(drop)
+    columns = [batch.column(item.name).filter(mask) for item in schema if item.name not in REJECT_COLUMNS]
+    columns += [pa.array(rows[drop], pa.int64()), pa.array(reasons.to_numpy()[drop], pa.string())]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def score_table(
+    model: LoadedModel,
+    input_uri: str,
+    output_uri: str,
+    rejects_uri: str = "",
+    run_id: str = "",
+    chunk_rows: int = 50_000,
+) -> BatchSummary:
+    """Score every conforming row of ``input_uri`` into ``output_uri``; every other row into the rejects file."""
+    started = time.perf_counter()
+    run_id = run_id or uuid.uuid4().hex
+    output_uri = expand_uri(output_uri, run_id)
+    rejects_uri = expand_uri(rejects_uri, run_id) if rejects_uri else default_rejects_uri(output_uri)
+    features = model.feature_names
+    source = open_batches(input_uri, chunk_rows, text_columns=features)
+    missing = [name for name in features if name not in source.schema.names]
+    if missing:
+        raise DataError(
+            f"{input_uri} lacks the contract columns {missing} of model {model.name} v{model.version}; "
+            "every row would be rejected: check the input file or the model"
+        )
+    digest = fingerprint_uri(input_uri, chunk_rows)
+    summary = BatchSummary(model.name, model.version, input_uri, output_uri, rejects_uri, digest, run_id)
+    lineage = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "input_fingerprint": digest,
+        "run_id": run_id,
+    }
+    schema = _output_schema(source.schema, model)
+    reject_schema = _rejects_schema(source.schema)
+    scored_sink, reject_sink = ParquetSink(output_uri, schema), ParquetSink(rejects_uri, reject_schema)
+    counts: dict[str, int] = {}
+    try:
+        for batch in source.batches:
+            rows = np.arange(summary.rows, summary.rows + batch.num_rows, dtype=np.int64)
+            reasons, parsed = check_chunk(features_frame(batch, model.contract), model.contract)
+            keep = ok_mask(reasons)
+            if keep.any():
+                labels, proba = predict(model.pipeline, parsed[keep], model.contract, model.threshold)
+                scored_sink.write(_scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage))
+                summary.positives += int(labels.sum())
+            if not keep.all():
+                reject_sink.write(_rejects_table(batch, ~keep, rows, reasons, reject_schema))
+                for rule, count in reason_counts(reasons).items():
+                    counts[rule] = counts.get(rule, 0) + count
+            summary.rows += batch.num_rows
+        scored_sink.commit()
+        reject_sink.commit()
+    except BaseException:
+        scored_sink.abort()
+        reject_sink.abort()
+        raise
+    summary.scored, summary.rejected = scored_sink.rows, reject_sink.rows
+    summary.reasons = counts
+    summary.seconds = time.perf_counter() - started
+    log.info(
+        "scored %d of %d rows with %s v%s (%d rejected) in %.1fs",
+        summary.scored,
+        summary.rows,
+        model.name,
+        model.version,
+        summary.rejected,
+        summary.seconds,
+    )
+    return summary
+
+
+def resolve_spec(spec: str, tracking_uri: str = "") -> tuple[str, str]:
+    """``fraud@champion`` -> (``fraud``, ``"3"``) from the registry the settings (or ``tracking_uri``) name."""
+    _configure_registry(tracking_uri)
+    return resolve_model_uri(model_uri(spec))
+
+
+def run_scoring(
+    model_name: str,
+    model_version: str,
+    input_uri: str,
+    output_uri: str,
+    rejects_uri: str = "",
+    chunk_rows: int = 0,
+    tracking_uri: str = "",
+    run_id: str = "",
+) -> BatchSummary:
+    """Load one pinned model version and score a table with it (the scoring step's whole job)."""
+    settings = _configure_registry(tracking_uri)
+    model = load(f"models:/{model_name}/{model_version}")
+    return score_table(
+        model, input_uri, output_uri, rejects_uri, run_id, chunk_rows or settings.batch.chunk_rows
+    )
+
+
+def _configure_registry(tracking_uri: str):
+    settings = load_settings(**({"tracking_uri": tracking_uri} if tracking_uri else {}))
+    registry.configure(settings)
+    return settings

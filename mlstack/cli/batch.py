@@ -1,0 +1,153 @@
+"""`mlstack batch`: score a table with a registered model locally (kfp.local) or on a schedule on KFP."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated
+
+import typer
+
+from mlstack.cli.common import print_json, settings_from
+from mlstack.core import registry, storage
+from mlstack.core.data import DataError
+from mlstack.core.errors import UsageError
+
+app = typer.Typer(
+    help="Batch scoring: validate and score a table with a registered model.", no_args_is_help=True
+)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", help="Registered model: NAME (= NAME@champion), NAME@ALIAS or NAME/VERSION.")
+]
+InputOption = Annotated[
+    str,
+    typer.Option("--input", help="Table to score: .csv/.parquet file or Parquet directory, local or s3://."),
+]
+OutputOption = Annotated[
+    str,
+    typer.Option("--output", help="Predictions Parquet (local or s3://); may contain {date} and {run_id}."),
+]
+RejectsOption = Annotated[
+    str | None,
+    typer.Option("--rejects", help="Rejected rows Parquet (default: next to --output, .rejects.parquet)."),
+]
+ChunkOption = Annotated[
+    int | None,
+    typer.Option(
+        "--chunk-rows",
+        min=1,
+        help="Rows per chunk; memory grows with it (default: settings batch.chunk_rows).",
+    ),
+]
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", help="Settings YAML (default: $MLSTACK_CONFIG).")
+]
+
+
+def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
+    from components.batch_io import expand_uri, model_uri
+
+    model_uri(model)  # a malformed spec fails here, before any pipeline starts
+    for name, uri in (("--output", output), ("--rejects", rejects or "")):
+        if "{" in expand_uri(uri, "x"):
+            raise UsageError(f"{name} may contain only the placeholders {{date}} and {{run_id}}")
+    return {
+        "model": model,
+        "input_uri": input_uri,
+        "output_uri": output,
+        "rejects_uri": rejects or "",
+        "chunk_rows": chunk_rows or settings.batch.chunk_rows,
+    }
+
+
+@app.command("run")
+def run_cmd(
+    model: ModelOption,
+    input_uri: InputOption,
+    output: OutputOption,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run the pipeline here with kfp.local (no cluster).")
+    ] = False,
+    rejects: RejectsOption = None,
+    chunk_rows: ChunkOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print model_version, scored, rejected, output, rejects as JSON.")
+    ] = False,
+) -> None:
+    """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
+    from components.batch_io import model_uri
+    from mlstack.core.model import resolve_model_uri
+    from pipelines.batch_scoring import run_batch_locally
+
+    if not local:
+        raise UsageError(
+            "batch run needs --local (kfp.local); for a cluster use 'mlstack batch submit --host URL'"
+        )
+    settings = settings_from(config)
+    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
+    if not storage.exists(input_uri):
+        raise DataError(f"no data at {input_uri}: check the path or the s3 endpoint/credentials")
+    registry.configure(settings)
+    resolve_model_uri(model_uri(model))  # an unknown model or alias: one clear line, not a failed task
+    summary = run_batch_locally(settings, arguments, show_progress=not as_json)
+    if as_json:
+        print_json(
+            {key: summary[key] for key in ("model_version", "scored", "rejected", "output", "rejects")}
+        )
+    else:
+        typer.echo(
+            f"scored {summary['scored']} of {summary['rows']} rows with {summary['model_name']} "
+            f"v{summary['model_version']} ({summary['rejected']} rejected) -> {summary['output']}"
+            + (f"; rejects -> {summary['rejects']}" if summary["rejected"] else "")
+        )
+
+
+@app.command("submit")
+def submit_cmd(
+    host: Annotated[str, typer.Option("--host", help="KFP API endpoint, e.g. http://localhost:8888.")],
+    model: ModelOption,
+    input_uri: InputOption,
+    output: OutputOption,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule", help="Cron, 5 fields, UTC, e.g. '0 2 * * *' (default: settings batch.schedule)."
+        ),
+    ] = None,
+    rejects: RejectsOption = None,
+    chunk_rows: ChunkOption = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri", help="MLflow URL as seen from the cluster (default: settings tracking_uri)."
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the created ids as JSON.")] = False,
+) -> None:
+    """Upload the batch pipeline to KFP and create a recurring run (use {date} in --output for one file per run)."""
+    from pipelines.batch_scoring import submit_batch
+    from pipelines.submit import kfp_cron
+
+    settings = settings_from(config)
+    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
+    arguments["tracking_uri"] = tracking_uri or settings.tracking_uri or ""
+    schedule = schedule or settings.batch.schedule
+    kfp_cron(schedule)
+    if not host.startswith(("http://", "https://")):
+        raise UsageError(f"--host {host!r} must be an http(s):// URL of the KFP API")
+    if not storage.is_s3(input_uri) or not storage.is_s3(output):
+        typer.echo(
+            "warning: --input/--output are not s3:// URIs; pods on a cluster cannot see local paths", err=True
+        )
+    with contextlib.redirect_stdout(sys.stderr):  # the KFP client prints links; keep stdout for --json
+        result = submit_batch(settings, host, arguments, schedule)
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(
+            f"recurring run {result['recurring_run_id']} ({result['schedule']}) of pipeline version "
+            f"{result['version_id']} in experiment {settings.batch.kfp_experiment}"
+        )

@@ -1,0 +1,261 @@
+"""``kubectl model``: canary lifecycle of mlstack InferenceServices (a kubectl plugin, ``kubectl-model``).
+
+Wires ``serving.canary`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
+registry (aliases) and the Kubernetes API (``mlstack.cli.kube``). With ``-f FILE`` it works on a
+manifest and prints the new object: no cluster, no registry writes (GitOps).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlstack.cli import model_aliases
+from mlstack.cli.common import run_app, settings_from, setup_logging
+from mlstack.cli.kubectl_moves import Output, Target, dump, execute
+from mlstack.core import isvc
+from mlstack.core.errors import CheckFailed, UsageError
+from serving import canary
+
+app = typer.Typer(
+    name="kubectl model",
+    help="Canary lifecycle of mlstack InferenceServices: status, canary, promote, rollback, analyze.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+Name = Annotated[str, typer.Argument(help="InferenceService name.")]
+Namespace = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="Namespace (default: the context's).")
+]
+Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context to use.")]
+OutputOpt = Annotated[Output | None, typer.Option("--output", "-o", help="json | yaml | wide.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the patch(es) instead of sending them.")]
+File = Annotated[
+    Path | None,
+    typer.Option(
+        "--filename", "-f", help="Read the object from this manifest and print the new object (no cluster)."
+    ),
+]
+Config = Annotated[
+    str | None, typer.Option("--config", help="mlstack config YAML (default: $MLSTACK_CONFIG).")
+]
+
+
+def _status_row(state: canary.CanaryState, obj: dict, wide: bool) -> dict:
+    revs = state.revisions
+    row = {
+        "name": state.name,
+        "phase": state.phase,
+        "ready": revs.ready or "-",
+        "champion": state.champion_version or "-",
+        "challenger": state.challenger_version or "-",
+        "canary%": "-" if state.percent is None else state.percent,
+        "rolled-out": revs.latest_rolledout or "-",
+        "latest-ready": revs.latest_ready or "-",
+        "aliases": ",".join(f"{k}=v{v}" for k, v in sorted(state.aliases.items())) or "-",
+    }
+    if wide:
+        row["previous-rolled-out"] = revs.previous_rolledout or "-"
+        row["latest-created"] = revs.latest_created or "-"
+        row["traffic"] = ",".join(f"{t.get('revisionName')}={t.get('percent')}%" for t in revs.traffic) or "-"
+        row["storage-uri"] = isvc.model_spec(obj).get("storageUri")
+    return row
+
+
+@app.command()
+def status(
+    name: Name,
+    namespace: Namespace = None,
+    context: Context = None,
+    output: OutputOpt = None,
+    filename: File = None,
+    config: Config = None,
+) -> None:
+    """Revisions, traffic %, model versions, readiness and MLflow aliases of one InferenceService."""
+    target = Target(name, namespace, context, output, False, filename, settings_from(config))
+    obj, kube = target.load()
+    state = canary.state_of(obj, target.aliases(obj, kube))
+    row = _status_row(state, obj, wide=output == Output.wide)
+    if output in (Output.json, Output.yaml):
+        row["traffic"] = list(state.revisions.traffic)
+        typer.echo(dump(row, output))
+        return
+    widths = {k: max(len(k), len(str(v))) for k, v in row.items()}
+    typer.echo("  ".join(k.upper().ljust(widths[k]) for k in row))
+    typer.echo("  ".join(str(v).ljust(widths[k]) for k, v in row.items()))
+
+
+@app.command("canary")
+def start_canary(
+    name: Name,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="MLflow model version to canary (omit to change the percent)."),
+    ] = None,
+    percent: Annotated[
+        int | None,
+        typer.Option("--percent", help="Traffic % for the canary (default: canary.initial_percent)."),
+    ] = None,
+    storage_uri: Annotated[
+        str | None,
+        typer.Option("--storage-uri", help="Model location; overrides the MLflow lookup for --version."),
+    ] = None,
+    namespace: Namespace = None,
+    context: Context = None,
+    output: OutputOpt = None,
+    dry_run: DryRun = False,
+    filename: File = None,
+    config: Config = None,
+) -> None:
+    """Start a canary of --version at --percent, or change the percent of the canary in flight."""
+    settings = settings_from(config)
+    share = percent if percent is not None else settings.canary.initial_percent
+    target = Target(name, namespace, context, output, dry_run, filename, settings)
+    if version is None:
+        if percent is None:
+            raise UsageError("give --version to start a canary, or --percent to change the one in flight")
+        execute(target, lambda obj, aliases: canary.step(obj, aliases, share))
+        return
+
+    def build(obj: dict, aliases: dict[str, str]) -> canary.Move:
+        uri = storage_uri or model_aliases.storage_uri(settings, isvc.registered_model(obj), version)
+        return canary.start(obj, aliases, version, uri, share)
+
+    execute(target, build)
+
+
+@app.command()
+def promote(
+    name: Name,
+    namespace: Namespace = None,
+    context: Context = None,
+    output: OutputOpt = None,
+    dry_run: DryRun = False,
+    filename: File = None,
+    config: Config = None,
+) -> None:
+    """Send all traffic to the canary; MLflow champion -> its version, previous -> the old champion."""
+    target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
+    execute(target, canary.promote)
+
+
+@app.command()
+def rollback(
+    name: Name,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; stored in the challenger's 'rejected' tag.")
+    ] = "manual rollback",
+    namespace: Namespace = None,
+    context: Context = None,
+    output: OutputOpt = None,
+    dry_run: DryRun = False,
+    filename: File = None,
+    config: Config = None,
+) -> None:
+    """Pin traffic to the champion (percent 0), restore its spec, tag the challenger 'rejected'."""
+    target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
+    execute(target, lambda obj, aliases: canary.rollback(obj, aliases, reason))
+
+
+@app.command()
+def analyze(
+    name: Name,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Promote or roll back when the verdict says so.")
+    ] = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    output: OutputOpt = None,
+    filename: File = None,
+    config: Config = None,
+) -> None:
+    """Compare canary and primary (errors, latency, prediction shift, accuracy) and print the verdict."""
+    from monitoring.canary_job import analyze_service
+
+    settings = settings_from(config)
+    target = Target(name, namespace, context, output, False, filename, settings)
+    obj, kube = target.load()
+    state = canary.state_of(obj, target.aliases(obj, kube))
+    if state.phase != "canary":
+        _report(
+            {
+                "inference_service": name,
+                "verdict": "none",
+                "reasons": [f"no canary in flight (phase {state.phase})"],
+            },
+            output,
+        )
+        return
+    started = isvc.annotations_of(obj).get(isvc.ANN_STARTED_AT)
+    since = (
+        datetime.fromisoformat(started.replace("Z", "+00:00"))
+        if started
+        else datetime.now(UTC) - timedelta(hours=24)
+    )
+    analysis, json_path, md_path = analyze_service(
+        settings,
+        name,
+        target.namespace or (obj.get("metadata") or {}).get("namespace", "default"),
+        state.champion_version or "",
+        state.challenger_version or "",
+        state.primary_revision,
+        state.canary_revision,
+        since,
+    )
+    summary = {**analysis.to_dict(), "report": {"json": str(json_path), "markdown": str(md_path)}}
+    move = None
+
+    def unchanged(build):
+        # the object is read again to apply: act only on the canary that was analysed
+        def checked(current: dict, aliases: dict[str, str]) -> canary.Move:
+            if isvc.serving_version(current) != state.challenger_version:
+                raise CheckFailed(
+                    f"the canary of {name!r} changed during the analysis; not applying the verdict"
+                )
+            return build(current, aliases)
+
+        return checked
+
+    if apply and analysis.verdict == "promote":
+        move, done = execute(target, unchanged(canary.promote), quiet=True)
+    elif apply and analysis.verdict == "rollback":
+        reason = "canary analysis: " + "; ".join(analysis.reasons)
+        move, done = execute(target, unchanged(lambda o, a: canary.rollback(o, a, reason)), quiet=True)
+    if move is not None:
+        summary["applied"] = {"move": move.kind, "summary": move.summary, "registry": done}
+    # with -f the new object owns stdout; the verdict goes to stderr
+    _report(summary, output, err=bool(filename and move is not None))
+
+
+def _report(summary: dict, output: Output | None, err: bool = False) -> None:
+    if output in (Output.json, Output.yaml):
+        typer.echo(dump(summary, output), err=err)
+        return
+    typer.echo(f"verdict: {summary['verdict']}", err=err)
+    for reason in summary.get("reasons", []):
+        typer.echo(f"  - {reason}", err=err)
+    if "applied" in summary:
+        typer.echo(f"applied: {summary['applied']['summary']}", err=err)
+        for line in summary["applied"]["registry"]:
+            typer.echo(f"  mlflow: {line}", err=err)
+    if "report" in summary:
+        typer.echo(f"report: {summary['report']['markdown']}", err=err)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

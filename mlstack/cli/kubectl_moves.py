@@ -1,0 +1,121 @@
+"""How ``kubectl model`` moves run: load the object (cluster or manifest), build the move, send or print it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+import yaml
+
+from mlstack.cli import model_aliases
+from mlstack.core import isvc
+from mlstack.core.errors import UsageError
+from mlstack.core.settings import Settings
+from serving import canary
+
+
+class Output(StrEnum):
+    json = "json"
+    yaml = "yaml"
+    wide = "wide"
+
+
+@dataclass
+class Target:
+    """Where the object comes from and where results go."""
+
+    name: str
+    namespace: str | None
+    context: str | None
+    output: Output | None
+    dry_run: bool
+    filename: Path | None
+    settings: Settings
+
+    def load(self) -> tuple[dict, object | None]:
+        if self.filename:
+            return _read_manifest(self.filename, self.name), None
+        from mlstack.cli.kube import Kube
+
+        kube = Kube(self.context, self.namespace)
+        self.namespace = kube.namespace
+        return kube.get(self.name), kube
+
+    def aliases(self, obj: dict, kube) -> dict[str, str]:
+        # a manifest is worked on without the registry: nothing is read or written there
+        return {} if kube is None else model_aliases.aliases(self.settings, isvc.registered_model(obj))
+
+
+def _read_manifest(path: Path, name: str) -> dict:
+    if not path.is_file():
+        raise UsageError(f"file not found: {path}")
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    found = [
+        d
+        for d in docs
+        if d.get("kind") == "InferenceService" and (d.get("metadata") or {}).get("name") == name
+    ]
+    if not found:
+        raise UsageError(f"{path} holds no InferenceService named {name!r}")
+    return found[0]
+
+
+_SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
+
+
+def _manifest(obj: dict) -> dict:
+    """The object as a manifest to apply: no status, no server-managed metadata."""
+    manifest = {k: v for k, v in obj.items() if k != "status"}
+    manifest["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    return manifest
+
+
+def dump(obj, output: Output | None) -> str:
+    if output == Output.json:
+        return json.dumps(obj, indent=2)
+    return yaml.safe_dump(obj, sort_keys=False).rstrip("\n")
+
+
+def execute(
+    target: Target, build: Callable[[dict, dict[str, str]], canary.Move], quiet: bool = False
+) -> tuple[canary.Move, list[str]]:
+    """Build a move from the current object and apply it (or print it); returns it and the registry changes."""
+    obj, kube = target.load()
+    move = build(obj, target.aliases(obj, kube))
+    for warning in move.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    notes = [op.describe() for op in move.alias_ops]
+    if kube is None:
+        typer.echo(dump(_manifest(move.result(obj)), target.output))
+        if notes:
+            typer.echo("registry moves to make once applied: " + "; ".join(notes), err=True)
+        return move, []
+    if target.dry_run:
+        typer.echo(dump(move.patches[0] if len(move.patches) == 1 else move.patches, target.output))
+        if notes:
+            typer.echo("would then move in MLflow: " + "; ".join(notes), err=True)
+        return move, []
+    result = obj
+    for index, patch in enumerate(move.patches):
+        if index == 0:  # optimistic concurrency: refuse if someone changed the object since we read it
+            patch = isvc.merge_patch(
+                patch, {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
+            )
+        result = kube.patch(target.name, patch)
+    done = model_aliases.apply(target.settings, move.alias_ops)
+    if quiet:
+        pass
+    elif target.output in (Output.json, Output.yaml):
+        typer.echo(dump(result, target.output))
+    else:
+        typer.echo(f"{move.kind}: {move.summary}")
+        for line in done:
+            typer.echo(f"  mlflow: {line}")
+    return move, done

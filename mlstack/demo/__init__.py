@@ -1,0 +1,1 @@
+"""`mlstack demo`: the whole loop on one machine (top floor: wires pipelines, serving and monitoring)."""

@@ -1,0 +1,105 @@
+"""Start the demo's servers as real processes on free loopback ports, wait for health, stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from mlstack.core.errors import MlstackError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bin_path(name: str) -> str:
+    """A console script of this environment (mlstack, mlflow, evidently)."""
+    return str(Path(sys.executable).parent / name)
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+@dataclass
+class Services:
+    """The processes the demo started; stops them all on exit unless told to keep them."""
+
+    log_dir: Path
+    started: list[Service] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        health_path: str,
+        port: int,
+        env: dict | None = None,
+        timeout: float = 180,
+    ) -> Service:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log = open(log_path, "w")
+        process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        service = Service(name, url, process, log_path)
+        self.started.append(service)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log_path.read_text()[-600:]
+                raise MlstackError(
+                    f"{name} exited with {process.returncode} on start; log {log_path}: {tail}"
+                )
+            try:
+                if httpx.get(url + health_path, timeout=2).status_code < 500:
+                    return service
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise MlstackError(f"{name} did not become healthy within {timeout:.0f}s; see {log_path}")
+
+    def stop_one(self, name: str) -> None:
+        """SIGTERM one service and wait for it to exit (a graceful stop)."""
+        for service in self.started:
+            if service.name == name and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+                try:
+                    service.process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(service.process.pid, signal.SIGKILL)
+                    raise MlstackError(f"{name} did not stop within 30 s; see {service.log_path}") from None
+
+    def stop(self) -> None:
+        for service in reversed(self.started):
+            if service.process.poll() is None:
+                try:
+                    os.killpg(service.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for service in self.started:
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+        self.started.clear()

@@ -1,0 +1,137 @@
+"""The scoring core both servers share: contract validation, then ``mlstack.core.model.predict``.
+
+``Scorer.score`` takes parsed columns and returns predictions; every client mistake becomes a
+``RequestError``. The rule for a row is ``mlstack.core.validation.row_reasons`` (the same function
+that judges training data). Calling it costs ~40 pandas operations per request, more than the model
+itself for one row, so a plain-Python check compiled from the same contract runs first: when it says
+every value conforms, ``row_reasons`` would return '' for every row (a property test holds the two
+together) and is skipped; whenever it has any doubt, ``row_reasons`` decides and writes the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlstack.core.contract import DataContract, Feature
+from mlstack.core.model import LoadedModel, predict
+from mlstack.core.validation import RULE_TEXT, row_reasons
+from serving.protocol import ParsedRequest, RequestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scored:
+    predictions: list[int]
+    probabilities: list[float] | None
+
+
+def _fast_check(feature: Feature):
+    """A predicate on one JSON scalar that is True only when row_reasons accepts the value."""
+    lo = feature.min if feature.min is not None else -math.inf
+    hi = feature.max if feature.max is not None else math.inf
+    nullable = feature.nullable
+    if feature.is_categorical:
+        allowed = None if feature.categories is None else frozenset(feature.categories)
+        if feature.type == "boolean":
+            return lambda v: (
+                (v is None and nullable)
+                or (isinstance(v, str) and (allowed is None or v.capitalize() in allowed))
+            )
+        return lambda v: (
+            (v is None and nullable) or (isinstance(v, str) and (allowed is None or v in allowed))
+        )
+    integer = feature.type == "integer"
+
+    def numeric(v) -> bool:
+        if v is None:
+            return nullable
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return False
+        if not (lo <= v <= hi):  # NaN fails this comparison too
+            return False
+        return not integer or float(v).is_integer()
+
+    return numeric
+
+
+def _rule_of(text: str) -> str:
+    """Name the rule behind one row_reasons message (the text is the contract's wording)."""
+    if text == "required column is missing":
+        return "missing_feature"
+    if text.startswith("expected "):
+        return "wrong_type"
+    for rule, phrase in RULE_TEXT.items():
+        if text.startswith(phrase):
+            return rule
+    return "contract_violation"
+
+
+def fast_sklearn(threads: int = 1) -> None:
+    """Tune scikit-learn for one-row requests in a serving process.
+
+    Skips the per-call parameter and finiteness checks (the contract already rejected infinite
+    values and the pipeline is fixed, so they cannot change an answer) and caps OpenMP/BLAS
+    threads: a one-row prediction gains nothing from a thread pool, and on a busy node waking one
+    costs more than the prediction (HistGradientBoosting's OpenMP predict in particular). Scale out
+    with ``--workers`` instead. The parity test compares this process's answers with offline
+    ``predict`` bit for bit.
+    """
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+    threadpool_limits(limits=threads)
+
+
+class Scorer:
+    """Validates parsed columns against a model's contract and scores them with the one predict path."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.contract: DataContract = model.contract
+        self.features = model.contract.feature_names
+        self._checks = [(f.name, _fast_check(f)) for f in model.contract.features]
+
+    def frame(self, columns: dict[str, list]) -> pd.DataFrame:
+        """The request as a DataFrame; None marks a missing value (NaN in numeric columns)."""
+        return pd.DataFrame(columns, columns=self.features)
+
+    def _conforms(self, columns: dict[str, list]) -> bool:
+        return all(all(map(check, columns[name])) for name, check in self._checks)
+
+    def violations(self, frame: pd.DataFrame) -> list[dict]:
+        """Every contract violation, one entry per (row, feature), from row_reasons."""
+        found = []
+        for row, reasons in enumerate(row_reasons(frame, self.contract)):
+            if not reasons:
+                continue
+            for part in reasons.split("; "):
+                name, _, text = part.partition(": ")
+                found.append({"row": row, "field": name, "rule": _rule_of(text), "message": text})
+        return found
+
+    def score(self, parsed: ParsedRequest) -> Scored:
+        """Validate, then predict; RequestError names the first violation and lists them all."""
+        frame = self.frame(parsed.columns)
+        if not self._conforms(parsed.columns):
+            found = self.violations(frame)
+            if found:
+                first = found[0]
+                raise RequestError(
+                    first["field"],
+                    first["rule"],
+                    f"{len(found)} contract violation(s); first: row {first['row']}, "
+                    f"feature {first['field']!r}: {first['message']}",
+                    details=found[:100],
+                )
+        predictions, probabilities = predict(self.model.pipeline, frame, self.contract, self.model.threshold)
+        return Scored(
+            predictions.tolist(),
+            np.asarray(probabilities, dtype=float).tolist() if parsed.want_probabilities else None,
+        )

@@ -1,0 +1,181 @@
+"""``kubectl model`` end to end: the real kubernetes client against a loopback API, a real MLflow registry.
+
+Only the Kubernetes API is a stand-in (``tests/fixtures/kube_fake.py``); it validates every patch and
+object against the kserve SDK models and answers 422 to anything invalid.
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.fixtures.canary import run_plugin
+from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
+
+
+def patches(server) -> list[dict]:
+    return [body for method, _, body in server.requests if method == "PATCH"]
+
+
+def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("canary", "fraud", "--version", "2", "--percent", "10")
+    assert code == 0, err
+    obj = kube_api.objects[("models", "fraud")]
+    # the storage URI came from the registry, the patch was valid (the server checks), traffic split
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/1/models/m-2/artifacts"
+    assert {t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]} == {
+        "fraud-predictor-00002": 10,
+        "fraud-predictor-00001": 90,
+    }
+    assert patches(kube_api)[0]["metadata"]["resourceVersion"] == "1"
+
+    code, out, err = kubectl_model("status", "fraud", "-o", "json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert (status["phase"], status["canary%"], status["champion"], status["challenger"]) == (
+        "canary",
+        10,
+        "1",
+        "2",
+    )
+    assert status["aliases"] == "challenger=v2,champion=v1"
+
+    code, out, err = kubectl_model("canary", "fraud", "--percent", "50")
+    assert code == 0, err
+    assert kube_api.objects[("models", "fraud")]["spec"]["predictor"]["canaryTrafficPercent"] == 50
+
+    code, out, err = kubectl_model("promote", "fraud")
+    assert code == 0, err
+    obj = kube_api.objects[("models", "fraud")]
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert obj["status"]["components"]["predictor"]["latestRolledoutRevision"] == "fraud-predictor-00002"
+    aliases = mlflow_registry.get_registered_model("fraud").aliases
+    assert aliases == {"champion": 2, "previous": 1}
+    assert "mlflow: alias champion -> fraud v2" in out
+
+
+def test_rollback_restores_champion_and_rejects_challenger(kube_api, mlflow_registry, kubectl_model):
+    assert kubectl_model("canary", "fraud", "--version", "2", "--percent", "20")[0] == 0
+    code, out, err = kubectl_model("rollback", "fraud", "--reason", "accuracy down 5 points")
+    assert code == 0, err
+    sent = patches(kube_api)[-2:]
+    assert sent[0]["spec"] == {"predictor": {"canaryTrafficPercent": 0}}
+    obj = kube_api.objects[("models", "fraud")]
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/1/models/m-1/artifacts"
+    assert obj["status"]["components"]["predictor"]["traffic"][1] == {
+        "tag": "prev",
+        "revisionName": "fraud-predictor-00001",
+        "latestRevision": False,
+        "percent": 100,
+        "url": "http://prev-fraud-predictor.models.example.com",
+    }
+    assert mlflow_registry.get_registered_model("fraud").aliases == {"champion": 1}
+    assert mlflow_registry.get_model_version("fraud", "2").tags["rejected"] == "accuracy down 5 points"
+
+
+def test_dry_run_prints_the_patch_and_sends_nothing(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("canary", "fraud", "--version", "3", "--dry-run", "-o", "json")
+    assert code == 0, err
+    patch = json.loads(out)
+    assert validate_isvc(patch, patch=True) == []
+    assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10  # canary.initial_percent
+    assert patches(kube_api) == []
+    assert "would then move in MLflow: alias challenger -> fraud v3" in err
+
+
+def test_unsafe_and_wrong_moves_fail_with_one_line(kube_api, mlflow_registry, kubectl_model):
+    code, out, err = kubectl_model("promote", "fraud")
+    assert (code, err.strip()) == (
+        1,
+        "error: no canary in flight on 'fraud' (phase stable); nothing to promote",
+    )
+    code, out, err = kubectl_model("status", "nope")
+    assert code == 1 and err.strip() == "error: InferenceService 'nope' not found in namespace 'models'"
+    code, out, err = kubectl_model("canary", "fraud", "--version", "9")
+    assert code == 2 and "version 9 is not in the MLflow registry" in err
+    assert "Traceback" not in err
+    assert patches(kube_api) == []
+
+
+def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
+    """The acceptance line: `kubectl model canary NAME --version V --percent 10 -f isvc.yaml --dry-run -o yaml`."""
+    from tests.fixtures.kube_fake import FakeKServe, base_isvc
+
+    kserve = FakeKServe()
+    live = kserve.reconcile(
+        {**base_isvc(), "metadata": {"name": "fraud", "namespace": "models", "generation": 1}}
+    )
+    manifest = tmp_path / "isvc.yaml"
+    manifest.write_text(yaml.safe_dump(live))
+    env = {"MLSTACK_HOME": str(tmp_path / "home"), "KUBECONFIG": str(tmp_path / "missing")}
+
+    started = run_plugin(
+        "canary",
+        "fraud",
+        "--version",
+        "2",
+        "--percent",
+        "10",
+        "-f",
+        str(manifest),
+        "--dry-run",
+        "-o",
+        "yaml",
+        "--storage-uri",
+        "s3://mlflow/1/models/m-2/artifacts",
+        env=env,
+    )
+    assert started.returncode == 0, started.stderr
+    canary_obj = yaml.safe_load(started.stdout)
+    assert_valid_isvc(canary_obj)
+    assert canary_obj["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert "status" not in canary_obj
+
+    # promote and rollback work on the canary manifest, with the status KServe would report for it
+    in_flight = tmp_path / "canary.yaml"
+    in_flight.write_text(yaml.safe_dump(kserve.reconcile({**canary_obj, "status": live["status"]})))
+    for command, check in (
+        ("promote", lambda o: "canaryTrafficPercent" not in o["spec"]["predictor"]),
+        ("rollback", lambda o: o["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-1"),
+    ):
+        result = run_plugin(command, "fraud", "-f", str(in_flight), "--dry-run", "-o", "yaml", env=env)
+        assert result.returncode == 0, result.stderr
+        obj = yaml.safe_load(result.stdout)
+        assert_valid_isvc(obj)
+        assert check(obj), obj
+
+    bad = run_plugin(
+        "canary",
+        "fraud",
+        "--version",
+        "2",
+        "--percent",
+        "150",
+        "-f",
+        str(manifest),
+        "--storage-uri",
+        "s3://x",
+        env=env,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --percent must be between 1 and 100, got 150"
+
+
+def test_context_and_namespace_follow_kubectl_habits(
+    kube_api, kubectl_model, tmp_path, monkeypatch, mlstack_home
+):
+    import os
+
+    config = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+    config["contexts"].append(
+        {"name": "staging", "context": {"cluster": "fake", "user": "fake", "namespace": "staging"}}
+    )
+    path = tmp_path / "two-contexts"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    code, _, err = kubectl_model("status", "fraud", "--context", "staging")
+    assert code == 1 and "not found in namespace 'staging'" in err
+    code, _, err = kubectl_model("status", "fraud", "--context", "staging", "-n", "models", "-o", "wide")
+    assert code == 0, err
+    code, _, err = kubectl_model("status", "fraud", "--context", "nope")
+    assert code == 2 and "cannot load a kubeconfig" in err

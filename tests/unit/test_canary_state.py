@@ -1,0 +1,223 @@
+"""The canary state machine on InferenceService objects shaped like KServe writes them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mlstack.core import isvc
+from mlstack.core.errors import CheckFailed, UsageError
+from serving import canary
+from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
+from tests.fixtures.kube_fake import FakeKServe, base_isvc
+
+ALIASES = {"champion": "1", "challenger": "2"}
+
+# Status as KServe documents it mid-canary (canary rollout example: 10% to the new revision, 90% to
+# the last rolled-out revision tagged "prev").
+DOC_CANARY = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: fraud
+  namespace: models
+  generation: 2
+  annotations:
+    serving.mlstack.io/champion-version: "1"
+    serving.mlstack.io/champion-storage-uri: s3://mlflow/m-1
+    serving.mlstack.io/challenger-version: "2"
+spec:
+  predictor:
+    canaryTrafficPercent: 10
+    model:
+      modelFormat: {name: mlstack-mlflow}
+      storageUri: s3://mlflow/m-2
+      env: [{name: MLSTACK_MODEL_VERSION, value: "2"}]
+status:
+  observedGeneration: 2
+  url: http://fraud.models.example.com
+  conditions:
+  - {type: IngressReady, status: "True", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: PredictorReady, status: "True", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: Ready, status: "True", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  components:
+    predictor:
+      latestCreatedRevision: fraud-predictor-00002
+      latestReadyRevision: fraud-predictor-00002
+      latestRolledoutRevision: fraud-predictor-00001
+      traffic:
+      - {latestRevision: true, percent: 10, revisionName: fraud-predictor-00002}
+      - {latestRevision: false, percent: 90, revisionName: fraud-predictor-00001, tag: prev,
+         url: "http://prev-fraud-predictor.models.example.com"}
+      url: http://fraud-predictor.models.example.com
+"""
+
+
+@pytest.fixture
+def live():
+    """A stable service (v1 rolled out) and the KServe stand-in that reconciles it."""
+    kserve = FakeKServe()
+    obj = base_isvc()
+    obj["metadata"]["generation"] = 1
+    return kserve, kserve.reconcile(obj)
+
+
+def apply(kserve: FakeKServe, obj: dict, move: canary.Move) -> dict:
+    for patch in move.patches:
+        assert_valid_isvc(patch, patch=True)
+        obj = isvc.merge_patch(obj, patch)
+        obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        obj = kserve.reconcile(obj)
+        assert_valid_isvc(obj)
+    return obj
+
+
+def traffic(obj: dict) -> dict[str, int]:
+    return {t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]}
+
+
+def test_documented_canary_status_is_read_as_a_canary_in_flight():
+    obj = yaml.safe_load(DOC_CANARY)
+    assert validate_isvc(obj) == []
+    state = canary.state_of(obj, ALIASES)
+    assert (state.phase, state.percent) == ("canary", 10)
+    assert (state.champion_version, state.challenger_version) == ("1", "2")
+    assert (state.primary_revision, state.canary_revision) == (
+        "fraud-predictor-00001",
+        "fraud-predictor-00002",
+    )
+
+
+def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
+    kserve, obj = live
+    move = canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10)
+    after = apply(kserve, obj, move)
+    assert after["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert after["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-2"
+    annotations = after["metadata"]["annotations"]
+    assert annotations[isvc.ANN_CHAMPION_VERSION] == "1"
+    assert annotations[isvc.ANN_CHAMPION_URI] == "s3://mlflow/m-1"
+    assert traffic(after) == {"fraud-predictor-00002": 10, "fraud-predictor-00001": 90}
+    assert [op.describe() for op in move.alias_ops] == ["alias challenger -> fraud v2"]
+    # the rest of the predictor spec is untouched
+    assert after["spec"]["predictor"]["logger"] == obj["spec"]["predictor"]["logger"]
+    assert after["spec"]["predictor"]["model"]["resources"] == obj["spec"]["predictor"]["model"]["resources"]
+
+
+def test_start_keeps_other_env_vars(live):
+    kserve, obj = live
+    obj["spec"]["predictor"]["model"]["env"].insert(0, {"name": "LOG_LEVEL", "value": "debug"})
+    after = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    assert after["spec"]["predictor"]["model"]["env"] == [
+        {"name": "LOG_LEVEL", "value": "debug"},
+        {"name": "MLSTACK_MODEL_VERSION", "value": "2"},
+    ]
+
+
+def test_step_then_promote_moves_all_traffic_and_aliases(live):
+    kserve, obj = live
+    obj = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10))
+    obj = apply(kserve, obj, canary.start(obj, ALIASES, "2", "s3://mlflow/m-2", 50))  # same version = step
+    assert traffic(obj) == {"fraud-predictor-00002": 50, "fraud-predictor-00001": 50}
+    move = canary.promote(obj, ALIASES)
+    assert move.patches == [{"spec": {"predictor": {"canaryTrafficPercent": None}}}]
+    obj = apply(kserve, obj, move)
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert traffic(obj) == {"fraud-predictor-00002": 100}
+    status = obj["status"]["components"]["predictor"]
+    assert status["latestRolledoutRevision"] == "fraud-predictor-00002"
+    assert status["previousRolledoutRevision"] == "fraud-predictor-00001"
+    assert [op.describe() for op in move.alias_ops] == [
+        "alias champion -> fraud v2",
+        "alias previous -> fraud v1",
+        "remove alias challenger (was v2)",
+    ]
+    assert canary.state_of(obj, {"champion": "2"}).phase == "stable"
+
+
+def test_rollback_pins_champion_then_restores_its_spec(live):
+    kserve, obj = live
+    obj = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 20))
+    move = canary.rollback(obj, ALIASES, "accuracy dropped")
+    assert move.patches[0] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
+    after_first = kserve.reconcile(isvc.merge_patch(obj, move.patches[0]))
+    assert traffic(after_first)["fraud-predictor-00001"] == 100
+    assert traffic(after_first)["fraud-predictor-00002"] == 0
+    assert canary.state_of(after_first, ALIASES).phase == "rolling-back"
+    obj = apply(kserve, obj, move)
+    model = obj["spec"]["predictor"]["model"]
+    assert model["storageUri"] == "s3://mlflow/m-1"
+    assert model["env"] == [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    # the restored spec is a new revision, but traffic stays on the champion's rolled-out revision
+    assert traffic(obj)["fraud-predictor-00001"] == 100
+    assert canary.state_of(obj, {"champion": "1"}).phase == "rolled-back"
+    assert [op.describe() for op in move.alias_ops] == [
+        "remove alias challenger (was v2)",
+        "tag fraud v2 rejected=accuracy dropped",
+    ]
+    # re-applying the restored object re-rolls nothing; a new canary may start from here
+    again = kserve.reconcile(obj)
+    assert traffic(again) == traffic(obj)
+    restarted = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "3", "s3://mlflow/m-3", 10))
+    assert traffic(restarted)["fraud-predictor-00001"] == 90
+
+
+def test_start_refused_while_a_canary_is_in_flight(live):
+    kserve, obj = live
+    obj = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    with pytest.raises(CheckFailed, match="canary is in flight"):
+        canary.start(obj, ALIASES, "3", "s3://mlflow/m-3", 10)
+
+
+def test_promote_refused_while_the_canary_revision_is_not_ready(live):
+    kserve, obj = live
+    kserve.fail_next = True
+    obj = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    assert obj["status"]["components"]["predictor"]["latestReadyRevision"] == "fraud-predictor-00001"
+    with pytest.raises(CheckFailed, match="not ready"):
+        canary.promote(obj, ALIASES)
+    # rolling back a broken canary is always allowed
+    assert canary.rollback(obj, ALIASES, "broken").kind == "rollback"
+
+
+def test_promote_and_rollback_refused_without_a_canary(live):
+    _, obj = live
+    with pytest.raises(CheckFailed, match="nothing to promote"):
+        canary.promote(obj, ALIASES)
+    with pytest.raises(CheckFailed, match="--version 0 --percent 100"):
+        canary.rollback(obj, {"champion": "1", "previous": "0"}, "why")
+
+
+def test_start_refused_before_kserve_rolled_out_anything():
+    obj = base_isvc()
+    obj["status"] = {"components": {"predictor": {"latestCreatedRevision": "fraud-predictor-00001"}}}
+    with pytest.raises(CheckFailed, match="wait until it is Ready"):
+        canary.start(obj, {}, "2", "s3://mlflow/m-2", 10)
+
+
+def test_start_refuses_same_version_and_bad_percent(live):
+    _, obj = live
+    with pytest.raises(CheckFailed, match="already what"):
+        canary.start(obj, {}, "1", "s3://mlflow/m-1", 10)
+    with pytest.raises(UsageError):
+        canary.start(obj, {}, "2", "s3://mlflow/m-2", 0)
+
+
+def test_manifest_without_status_is_allowed_with_a_warning():
+    move = canary.start(base_isvc(), {}, "2", "s3://mlflow/m-2", 10)
+    assert move.warnings and "readiness not checked" in move.warnings[0]
+    assert_valid_isvc(move.result(base_isvc()))
+
+
+def test_validator_rejects_what_kserve_would_not_accept():
+    obj = base_isvc()
+    obj["spec"]["predictor"]["canaryTrafficPrecent"] = 10
+    obj["spec"]["predictor"]["model"]["storageUri"] = 5
+    del obj["spec"]["predictor"]["model"]["modelFormat"]
+    errors = validate_isvc(obj)
+    assert any("canaryTrafficPrecent: unknown field" in e for e in errors)
+    assert any("storageUri: expected str" in e for e in errors)
+    assert any("modelFormat: required" in e for e in errors)
+    assert validate_isvc({"spec": {"predictor": {"canaryTrafficPercent": None}}}, patch=True) == []
+    assert validate_isvc({"spec": {"predictor": {"canaryTrafficPercent": None}}}) != []

@@ -1,0 +1,89 @@
+"""CloudEvent checks and request/response pairing into payload-log rows."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, parse_event, rows_frame
+
+
+def headers(ce_type: str, ce_id: str = "abc", **extra) -> dict[str, str]:
+    return {
+        "ce-id": ce_id,
+        "ce-type": ce_type,
+        "ce-inferenceservicename": "loans",
+        "ce-namespace": "ml",
+        "ce-component": "predictor",
+        "ce-time": "2026-11-27T10:15:00Z",
+    } | extra
+
+
+def test_v1_pair_becomes_one_row_per_instance():
+    request = parse_event(
+        headers(REQUEST_TYPE),
+        orjson.dumps({"instances": [{"age": 30, "region": "north"}, {"age": 50, "region": None}]}),
+    )
+    response = parse_event(
+        headers(RESPONSE_TYPE, **{"ce-time": "2026-11-27T10:15:00.004Z"}),
+        orjson.dumps(
+            {"predictions": [0, 1], "probabilities": [0.1, 0.9], "model_name": "loans", "model_version": "3"}
+        ),
+    )
+    rows = rows_frame(pair_rows(request, response))
+    assert rows["row_index"].tolist() == [0, 1]
+    assert rows["age"].tolist() == [30, 50]
+    assert rows["prediction"].tolist() == [0, 1]
+    assert rows["probability"].tolist() == [0.1, 0.9]
+    assert set(rows["model_version"]) == {"3"} and set(rows["request_id"]) == {"abc"}
+    assert rows["requested_at"].iloc[0].hour == 10
+
+
+def test_v2_pair_without_probabilities():
+    request = parse_event(
+        headers(REQUEST_TYPE),
+        orjson.dumps({"inputs": [{"name": "age", "shape": [2], "datatype": "FP64", "data": [30, 40]}]}),
+    )
+    response = parse_event(
+        headers(RESPONSE_TYPE),
+        orjson.dumps(
+            {
+                "model_name": "loans",
+                "model_version": "9",
+                "id": "x",
+                "outputs": [{"name": "predict", "shape": [2], "datatype": "INT64", "data": [1, 0]}],
+            }
+        ),
+    )
+    rows = rows_frame(pair_rows(request, response))
+    assert rows["age"].tolist() == [30, 40] and rows["prediction"].tolist() == [1, 0]
+    assert all(math.isnan(p) for p in rows["probability"])
+    assert set(rows["model_version"]) == {"9"}
+
+
+@pytest.mark.parametrize(
+    ("hdrs", "body", "field", "rule"),
+    [
+        ({"ce-type": REQUEST_TYPE, "ce-inferenceservicename": "x"}, b"{}", "ce-id", "missing_header"),
+        (headers("com.example.other"), b"{}", "ce-type", "unknown_type"),
+        (headers(REQUEST_TYPE), b"not json", "body", "invalid_json"),
+        (headers(REQUEST_TYPE), b"[1]", "body", "wrong_type"),
+        (headers(REQUEST_TYPE), b'{"foo": 1}', "body", "unknown_payload"),
+        (headers(RESPONSE_TYPE), b'{"foo": 1}', "body", "unknown_payload"),
+        (headers(REQUEST_TYPE, **{"ce-time": "yesterday"}), b'{"instances": []}', "ce-time", "invalid_time"),
+    ],
+)
+def test_bad_events_are_refused_with_field_and_rule(hdrs, body, field, rule):
+    with pytest.raises(EventError) as caught:
+        parse_event(hdrs, body)
+    assert (caught.value.field, caught.value.rule, caught.value.status) == (field, rule, 400)
+
+
+def test_request_and_response_that_disagree_cannot_pair():
+    request = parse_event(headers(REQUEST_TYPE), b'{"instances": [[1], [2]]}')
+    response = parse_event(headers(RESPONSE_TYPE), b'{"predictions": [1]}')
+    with pytest.raises(EventError) as caught:
+        pair_rows(request, response)
+    assert caught.value.rule == "pair_mismatch" and caught.value.status == 422
