@@ -75,36 +75,33 @@ def evaluate(
         metadata={"model": model, "version": str(version), "rows": rows},
         tags=[f"model={model}", f"version={version}"],
     )
-    exact, exact_prediction = drift_report.exact_scores(reference, current, contract, pinned, config)
     features = contract.feature_names
     missing_ref = drift_checks.missing_shares(reference, features)
     missing_cur = drift_checks.missing_shares(current, features)
     out_of_contract = drift_checks.out_of_contract_shares(current, contract)
     entries = {}
     for name in features:
-        score, drifted = exact[name]
+        score = scores.features[name]
         missing_rise = missing_cur[name] - missing_ref[name]
         entries[name] = {
             "score": score,
             "method": pinned[name].method,
             "threshold": pinned[name].threshold,
-            "drifted": drifted,
-            "sample_score": scores.features[name],
+            "drifted": bool(score >= pinned[name].threshold),
             "missing_share": {"reference": missing_ref[name], "current": missing_cur[name]},
             "missing_drifted": bool(missing_rise > config.missing_share_increase),
             "out_of_contract_share": out_of_contract[name],
         }
     missing_drifted = sorted(n for n, e in entries.items() if e["missing_drifted"])
     contract_broken = sorted(n for n in features if out_of_contract[n] > config.max_out_of_contract_share)
-    drifted_share = sum(e["drifted"] for e in entries.values()) / len(entries)
-    distribution_drift = drifted_share >= config.drift_share
+    distribution_drift = scores.drifted_share >= config.drift_share
     prediction = None
-    if exact_prediction is not None:
+    if scores.prediction is not None:
         prediction = {
-            "score": exact_prediction[0],
+            "score": scores.prediction,
             "method": config.prediction_method,
             "threshold": config.prediction_threshold,
-            "drifted": exact_prediction[1],
+            "drifted": bool(scores.prediction >= config.prediction_threshold),
         }
     result = {
         "model": model,
@@ -112,7 +109,7 @@ def evaluate(
         "rows": rows,
         "status": "ok",
         "drift_detected": bool(distribution_drift or missing_drifted or contract_broken),
-        "drifted_share": drifted_share,
+        "drifted_share": scores.drifted_share,
         "features": entries,
         "prediction_drift": prediction,
         "data_quality": {

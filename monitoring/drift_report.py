@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
@@ -42,50 +41,6 @@ def _frame(data: pd.DataFrame, contract: DataContract, with_probability: bool) -
     if with_probability:
         columns[PROBABILITY] = pd.to_numeric(data[PROBABILITY], errors="coerce").astype(float)
     return pd.DataFrame(columns, index=data.index)
-
-
-def _clean(column: pd.Series) -> pd.Series:
-    # what Evidently does to a column before its drift test
-    return column.replace([np.inf, -np.inf], np.nan).dropna()
-
-
-def exact_scores(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    contract: DataContract,
-    pinned: dict[str, PinnedMethod],
-    config: DriftConfig,
-) -> tuple[dict[str, tuple[float, bool]], tuple[float, bool] | None]:
-    """The pinned drift statistics on *all* rows, through Evidently's own stattest functions.
-
-    Verdicts therefore equal a full Evidently run with the same methods; the report itself (plots,
-    snapshot) is computed on the seeded sample, where rendering, not the statistic, is the cost.
-    Returns ({feature: (score, drifted)}, (prediction score, drifted) or None).
-    """
-    from evidently.legacy.calculations.stattests.registry import get_stattest
-    from evidently.legacy.core import ColumnType
-
-    with_prediction = PROBABILITY in reference.columns and PROBABILITY in current.columns
-    ref_frame = _frame(reference, contract, with_prediction)
-    cur_frame = _frame(current, contract, with_prediction)
-    scores = {}
-    for feature in contract.features:
-        kind = ColumnType.Categorical if feature.is_categorical else ColumnType.Numerical
-        ref, cur = _clean(ref_frame[feature.name]), _clean(cur_frame[feature.name])
-        if ref.empty or cur.empty:
-            scores[feature.name] = (float("nan"), False)
-            continue
-        method = pinned[feature.name]
-        result = get_stattest(ref, cur, kind, method.method)(ref, cur, kind, method.threshold)
-        scores[feature.name] = (float(result.drift_score), bool(result.drifted))
-    prediction = None
-    if with_prediction:
-        ref, cur = _clean(ref_frame[PROBABILITY]), _clean(cur_frame[PROBABILITY])
-        if not ref.empty and not cur.empty:
-            test = get_stattest(ref, cur, ColumnType.Numerical, config.prediction_method)
-            result = test(ref, cur, ColumnType.Numerical, config.prediction_threshold)
-            prediction = (float(result.drift_score), bool(result.drifted))
-    return scores, prediction
 
 
 def build_report(
