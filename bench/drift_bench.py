@@ -226,9 +226,6 @@ def main() -> None:
 
 def _write(cases: list[dict], config) -> None:
     big = [c for c in cases if c["rows"] >= 1_000_000]
-    worst_s = max((c["job"]["seconds"] for c in big), default=None)
-    worst_cpu = max((c["job"]["cpu_seconds"] for c in big), default=None)
-    worst_mb = max((c["job"]["peak_rss_mb"] for c in big), default=None)
     all_agree = all(
         c["dataset_verdict_agrees"] and len(set(c["feature_verdicts_agree"].split("/"))) == 1 for c in cases
     )
@@ -236,13 +233,26 @@ def _write(cases: list[dict], config) -> None:
         goal = "Goal (1M rows x 30 columns in <= 20 s and <= 1.5 GB): NOT MEASURED (no 1M-row case ran)."
         holds = None
     else:
-        holds = worst_mb <= GOAL_MB and worst_cpu <= GOAL_SECONDS
+        keys = ("seconds", "cpu_seconds", "in_process_seconds", "peak_rss_mb")
+        worst = {k: max(c["job"][k] for c in big) for k in keys}
+        stock = {k: max(c["stock"][k] for c in big) for k in ("seconds", "cpu_seconds", "peak_rss_mb")}
+        holds = {
+            "memory": worst["peak_rss_mb"] <= GOAL_MB,
+            "job_work_seconds": worst["in_process_seconds"] <= GOAL_SECONDS,
+            "whole_process_wall_seconds": worst["seconds"] <= GOAL_SECONDS,
+        }
+
+        def word(ok: bool) -> str:
+            return "holds" if ok else "DOES NOT hold"
+
         goal = (
-            f"Goal (1M rows x 30 columns in <= {GOAL_SECONDS:.0f} s and <= {GOAL_MB:.0f} MB): memory "
-            f"{'holds' if worst_mb <= GOAL_MB else 'DOES NOT hold'} ({worst_mb} MB peak); time: worst 1M-row job "
-            f"{worst_cpu} CPU-s (process, incl. imports), {worst_s} s wall under the load average shown — "
-            f"{'holds by CPU time' if worst_cpu <= GOAL_SECONDS else 'DOES NOT hold'}; wall time on this shared box "
-            "is inflated by other processes (see load column)."
+            f"Goal at 1M rows x 30 columns (<= {GOAL_SECONDS:.0f} s, <= {GOAL_MB:.0f} MB), worst of "
+            f"{len(big)} scenario(s): memory {worst['peak_rss_mb']} MB peak ({word(holds['memory'])}); the job's "
+            f"work (load, checks, Evidently, workspace, HTML) {worst['in_process_seconds']} s "
+            f"({word(holds['job_work_seconds'])}); the whole process including Python start-up and imports "
+            f"{worst['seconds']} s wall / {worst['cpu_seconds']} CPU-s ({word(holds['whole_process_wall_seconds'])}). "
+            f"Stock preset: up to {stock['seconds']} s wall, {stock['cpu_seconds']} CPU-s, {stock['peak_rss_mb']} MB. "
+            "Wall times depend on the load of this shared box (load column)."
         )
     verdict = (
         goal + f" Verdicts {'identical to' if all_agree else 'DIFFER from'} the stock run in every case run."
