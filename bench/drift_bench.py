@@ -224,6 +224,11 @@ def main() -> None:
             _write(cases, config)  # after every case: an interrupted run still leaves its figures
 
 
+def _agrees(case: dict) -> bool:
+    same, total = case["feature_verdicts_agree"].split("/")
+    return case["dataset_verdict_agrees"] and same == total
+
+
 def _write(cases: list[dict], config) -> None:
     big = [c for c in cases if c["rows"] >= 1_000_000]
     all_agree = all(
@@ -254,8 +259,11 @@ def _write(cases: list[dict], config) -> None:
             f"Stock preset: up to {stock['seconds']} s wall, {stock['cpu_seconds']} CPU-s, {stock['peak_rss_mb']} MB. "
             "Wall times depend on the load of this shared box (load column)."
         )
-    verdict = (
-        goal + f" Verdicts {'identical to' if all_agree else 'DIFFER from'} the stock run in every case run."
+    verdict = goal + (
+        " Per-feature and dataset verdicts identical to the stock run in every case."
+        if all_agree
+        else f" Verdicts DIFFER from the stock run in {sum(not _agrees(c) for c in cases)} of {len(cases)} cases "
+        "(see the table)."
     )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
