@@ -91,6 +91,10 @@ bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 
 bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
 	$(PY) bench/batch_bench.py
 
+.PHONY: bench-drift
+bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift`, 100k and 1M rows x 30 columns -> bench/results/drift.{json,md}
+	$(PY) bench/drift_bench.py
+
 .PHONY: bench
 bench: bench-serving bench-drift bench-batch ## Run every benchmark, then write bench/results/summary.md
 	$(PY) bench/summarize.py
@@ -212,6 +216,10 @@ grafana: ## Port-forward Grafana to http://localhost:3000 (password in Secret mo
 .PHONY: evidently-ui
 evidently-ui: ## Port-forward the Evidently UI to http://localhost:8000
 	$(KUBECTL) -n $(NAMESPACE) port-forward svc/$(RELEASE)-evidently 8000:8000
+
+.PHONY: evidently-ui-local
+evidently-ui-local: $(VENV)/.synced ## Evidently UI on the local drift workspace (MLSTACK_HOME/evidently) at http://127.0.0.1:8000
+	$(VENV)/bin/evidently ui --workspace $(MLSTACK_HOME)/evidently --host 127.0.0.1 --port 8000
 
 .PHONY: e2e
 e2e: $(VENV)/.synced ## Run the end-to-end tests against the current cluster (skipped when none is reachable)

@@ -9,7 +9,7 @@ from datetime import datetime
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
-from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
+from evidently.metrics import DriftedColumnsCount, ValueDrift
 
 from mlstack.core.contract import DataContract
 from mlstack.core.settings import DriftConfig
@@ -46,7 +46,10 @@ def _frame(data: pd.DataFrame, contract: DataContract, with_probability: bool) -
 def build_report(
     contract: DataContract, pinned: dict[str, PinnedMethod], config: DriftConfig, with_prediction: bool
 ) -> Report:
-    """The report: pinned per-feature ValueDrift, the drifted-columns count, prediction drift, missing values."""
+    """The report: pinned per-feature ValueDrift, the drifted-columns count and prediction drift.
+
+    Missing shares and contract breaks are computed on all rows by the job (drift_checks), not here.
+    """
     features = contract.feature_names
     metrics = [
         DriftedColumnsCount(
@@ -66,7 +69,6 @@ def build_report(
                 column=PROBABILITY, method=config.prediction_method, threshold=config.prediction_threshold
             )
         )
-    metrics += [MissingValueCount(column=name) for name in features]
     return Report(metrics)
 
 

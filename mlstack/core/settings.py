@@ -97,7 +97,9 @@ class DriftConfig(BaseModel):
     min_labeled: int = Field(200, ge=1)
     max_accuracy_drop: float = Field(0.03, gt=0)
     max_roc_auc_drop: float = Field(0.05, gt=0)
-    sample_rows: int = Field(50000, ge=1000)
+    # Evidently runs on this many seeded rows per side: its per-column cost (histograms, plots)
+    # dominates at 1M rows; 20k keeps the normed-Wasserstein sampling error ~0.01 vs threshold 0.1
+    sample_rows: int = Field(20000, ge=1000)
     sample_seed: int = 0
     schedule: str = "*/15 * * * *"
     window: str = "1h"
