@@ -47,7 +47,7 @@ system-deps: ## Install the Debian packages the tests use (skipped when all are 
 
 .PHONY: test
 test: setup ## Run unit and integration tests (installs everything it needs first)
-	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not e2e" --durations=25 $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(VENV)/.synced ## Run only the unit tests (fast, no servers)
