@@ -35,7 +35,9 @@ def test_verdict_and_aliases_match_the_registry(demo):
     assert verdict == "promote", summary["analysis"]["reasons"]
     assert summary["aliases_before"] == {"champion": "1", "challenger": "2"}
     assert summary["aliases_after"] == {"champion": "2", "previous": "1"}
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    # registry_uri too: other tests in this process may have set MLflow's global registry URI
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     registry = client.get_registered_model("loan-default").aliases
     assert {alias: str(version) for alias, version in registry.items()} == {"champion": "2", "previous": "1"}
     after = (home / "isvc-after-promote.yaml").read_text()
