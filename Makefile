@@ -68,11 +68,11 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 	$(VENV)/bin/ruff format .
 
 .PHONY: demo
-demo: setup ## Run the whole loop on this machine, no cluster (report: $$MLSTACK_HOME/demo/report.html)
+demo: setup ## Run the whole loop on this machine, no cluster (report: MLSTACK_HOME/demo/report.html)
 	$(VENV)/bin/mlstack demo $(DEMO_ARGS)
 
 .PHONY: clean
-clean: ## Remove local state ($$MLSTACK_HOME) and build outputs (keeps .venv)
+clean: ## Remove local state (MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
 
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
