@@ -21,8 +21,19 @@ MLSTACK = str(Path(sys.executable).parent / "mlstack")
 pytestmark = pytest.mark.timeout(1800)
 
 
+LOAN_CONTRACT = "pipelines/config/loan_contract.yaml"
+
+
 def run_cli(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([MLSTACK, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_pipeline(
+    data, env: dict[str, str], contract=LOAN_CONTRACT, config=None
+) -> subprocess.CompletedProcess:
+    """`mlstack pipeline run --local --json` on ``data`` with a contract (and a config file)."""
+    args = ["pipeline", "run", "--local", "--json", "--data", str(data), "--contract", str(contract)]
+    return run_cli(args + (["--config", str(config)] if config else []), env)
 
 
 @pytest.fixture
@@ -48,33 +59,9 @@ def versions_of(client: MlflowClient, name: str) -> list:
 def test_two_runs_give_champion_then_challenger_with_equal_predictions(cli_env, client, tmp_path):
     data = tmp_path / "train.parquet"
     generate(20_000, seed=3).to_parquet(data)
-    first = run_cli(
-        [
-            "pipeline",
-            "run",
-            "--local",
-            "--json",
-            "--data",
-            str(data),
-            "--contract",
-            "pipelines/config/loan_contract.yaml",
-        ],
-        cli_env,
-    )
+    first = run_pipeline(data, cli_env)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run_cli(
-        [
-            "pipeline",
-            "run",
-            "--local",
-            "--json",
-            "--data",
-            str(data),
-            "--contract",
-            "pipelines/config/loan_contract.yaml",
-        ],
-        cli_env,
-    )
+    second = run_pipeline(data, cli_env)
     assert second.returncode == 0, second.stderr[-3000:]
     one, two = json.loads(first.stdout), json.loads(second.stdout)
     assert set(one) >= {
@@ -129,24 +116,14 @@ def test_bad_data_stops_the_run_naming_column_and_rule(cli_env, client, tmp_path
         frame = frame.drop(columns=[column])
     elif breakage == "type":
         frame[column] = frame[column].astype(str)
-        frame.loc[::10, column] = "unknown"  # text in a numeric column (not "n/a": CSV readers take that as missing)
+        frame.loc[::10, column] = (
+            "unknown"  # text in a numeric column (not "n/a": CSV readers take that as missing)
+        )
     else:
         frame.loc[:59, column] = 1.7  # 2% of rows, tolerance is 1%
     data = tmp_path / "bad.csv"
     frame.to_csv(data, index=False)
-    result = run_cli(
-        [
-            "pipeline",
-            "run",
-            "--local",
-            "--json",
-            "--data",
-            str(data),
-            "--contract",
-            "pipelines/config/loan_contract.yaml",
-        ],
-        cli_env,
-    )
+    result = run_pipeline(data, cli_env)
     assert result.returncode == 1
     assert result.stdout == ""
     last_line = result.stderr.strip().splitlines()[-1]
@@ -162,21 +139,7 @@ def test_failing_gate_logs_a_run_but_registers_nothing(cli_env, client, tmp_path
     config_file.write_text(yaml.safe_dump(config))
     data = tmp_path / "train.parquet"
     generate(5000, seed=5).to_parquet(data)
-    result = run_cli(
-        [
-            "pipeline",
-            "run",
-            "--local",
-            "--json",
-            "--config",
-            str(config_file),
-            "--data",
-            str(data),
-            "--contract",
-            "pipelines/config/loan_contract.yaml",
-        ],
-        cli_env,
-    )
+    result = run_pipeline(data, cli_env, config=config_file)
     assert result.returncode == 1, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert out["gates"]["passed"] is False and out["model_version"] is None and out["aliases"] == []
@@ -226,21 +189,7 @@ def test_inferred_contract_on_a_foreign_csv_runs_the_whole_pipeline(cli_env, cli
         )
     )
     env = dict(cli_env, MLSTACK_TRAINING__MODEL_NAME="cancer-it")
-    result = run_cli(
-        [
-            "pipeline",
-            "run",
-            "--local",
-            "--json",
-            "--data",
-            str(data),
-            "--contract",
-            str(contract),
-            "--config",
-            str(config),
-        ],
-        env,
-    )
+    result = run_pipeline(data, env, contract=contract, config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert out["model_name"] == "cancer-it" and out["aliases"] == ["champion"]
