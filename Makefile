@@ -26,8 +26,10 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
+# --compile-bytecode: .pyc files written at install time, so imports stay fast where PYTHONDONTWRITEBYTECODE=1
+# (mlflow.sklearn imports in 2.2 s instead of 10 s here)
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 .PHONY: setup
