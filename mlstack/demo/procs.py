@@ -51,33 +51,44 @@ class Services:
         env: dict | None = None,
         timeout: float = 180,
     ) -> Service:
+        """Launch one service and wait until it answers its health check."""
+        service = self.launch(name, args, port, env)
+        self.wait_ready(service, health_path, timeout)
+        return service
+
+    def launch(self, name: str, args: list[str], port: int, env: dict | None = None) -> Service:
+        """Start a service without waiting for it: launch several, then ``wait_ready`` each."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "w")
-        process = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        service = Service(name, url, process, log_path)
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        service = Service(name, f"http://127.0.0.1:{port}", process, log_path)
         self.started.append(service)
+        return service
+
+    def wait_ready(self, service: Service, health_path: str, timeout: float = 180) -> None:
+        """Poll ``health_path`` until it answers below 500; a service that exits is an error."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = log_path.read_text()[-600:]
+            if service.process.poll() is not None:
+                tail = service.log_path.read_text()[-600:]
                 raise MlstackError(
-                    f"{name} exited with {process.returncode} on start; log {log_path}: {tail}"
+                    f"{service.name} exited with {service.process.returncode} on start; "
+                    f"log {service.log_path}: {tail}"
                 )
             try:
-                if httpx.get(url + health_path, timeout=2).status_code < 500:
-                    return service
+                if httpx.get(service.url + health_path, timeout=2).status_code < 500:
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-        raise MlstackError(f"{name} did not become healthy within {timeout:.0f}s; see {log_path}")
+        raise MlstackError(f"{service.name} did not become healthy within {timeout:.0f}s; see {service.log_path}")
 
     def stop_one(self, name: str) -> None:
         """SIGTERM one service and wait for it to exit (a graceful stop)."""

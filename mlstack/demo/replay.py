@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import httpx
+import aiohttp
 import numpy as np
 import orjson
 import pandas as pd
@@ -76,9 +76,14 @@ async def replay(
     namespace: str = "demo",
     concurrency: int = 16,
     seed: int = 0,
+    label_batch: int = 250,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
-    """Send every row as a one-instance v1 request through the split; log it to the sink like KServe."""
+    """Send every row as a one-instance v1 request through the split; log it to the sink like KServe.
+
+    Ground truth arrives the way it does in production, later and in batches: labels are posted to
+    ``/feedback`` ``label_batch`` at a time once their requests have been answered.
+    """
     result = ReplayResult()
     choice = choose_variants(len(rows), variants, seed)
     labeled = np.random.default_rng(seed + 1).random(len(rows)) < label_share
@@ -87,26 +92,40 @@ async def replay(
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(len(rows)):
         queue.put_nowait(i)
+    pending_labels: list[dict] = []
 
-    async def one(client: httpx.AsyncClient, i: int) -> None:
+    async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        async with session.post(url, data=body, headers=headers) as answer:
+            return answer.status, await answer.read()
+
+    async def send_labels(session: aiohttp.ClientSession, batch: list[dict]) -> None:
+        status, _ = await post(
+            session, f"{sink_url}/feedback", orjson.dumps(batch), {"content-type": "application/json"}
+        )
+        if status >= 300:
+            result.errors[f"feedback:{status}"] += len(batch)
+        else:
+            result.labeled += len(batch)
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
         variant = variants[choice[i]]
         request_id = str(uuid.UUID(int=np.random.default_rng([seed, i]).integers(0, 2**63) << 64 | i))
         body = orjson.dumps({"instances": [payloads[i]], "parameters": {"return_probabilities": True}})
         began = asyncio.get_running_loop().time()
-        answer = await client.post(
+        status, content = await post(
+            session,
             f"{variant.url}/v1/models/{model_name}:predict",
-            content=body,
-            headers={"content-type": "application/json"},
+            body,
+            {"content-type": "application/json"},
         )
         elapsed = (asyncio.get_running_loop().time() - began) * 1000
         result.sent += 1
-        if answer.status_code != 200:
-            result.errors[f"predictor:{answer.status_code}"] += 1
+        if status != 200:
+            result.errors[f"predictor:{status}"] += 1
             return
-        version = str(answer.json().get("model_version", "unknown"))
+        version = str(orjson.loads(content).get("model_version", "unknown"))
         result.answered[version] += 1
         result.latencies_ms.setdefault(version, []).append(elapsed)
-        stamp = (start + step * i).isoformat()
         common = {
             "ce-id": request_id,
             "ce-specversion": "1.0",
@@ -114,42 +133,38 @@ async def replay(
             "ce-inferenceservicename": model_name,
             "ce-namespace": namespace,
             "ce-component": variant.component,
-            "ce-time": stamp,
+            "ce-time": (start + step * i).isoformat(),
             "content-type": "application/json",
         }
-        # KServe's logger posts both events (and a client its label) independently: send them together
-        sends = [
-            client.post(
-                f"{sink_url}/",
-                content=content,
-                headers=dict(common, **{"ce-type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE}),
-            )
-            for kind, content in (("request", body), ("response", answer.content))
-        ]
+        # KServe's logger posts the request and the response events independently: send them together
+        logged = await asyncio.gather(
+            post(session, f"{sink_url}/", body, dict(common, **{"ce-type": REQUEST_TYPE})),
+            post(session, f"{sink_url}/", content, dict(common, **{"ce-type": RESPONSE_TYPE})),
+        )
+        for status, _ in logged:
+            if status >= 300:
+                result.errors[f"sink:{status}"] += 1
         if labeled[i]:
-            sends.append(
-                client.post(
-                    f"{sink_url}/feedback", json={"request_id": request_id, "label": int(labels.iloc[i])}
-                )
-            )
-        answers = await asyncio.gather(*sends)
-        for kind, logged in zip(("sink", "sink", "feedback"), answers, strict=False):
-            if logged.status_code >= 300:
-                result.errors[f"{kind}:{logged.status_code}"] += 1
-            elif kind == "feedback":
-                result.labeled += 1
+            pending_labels.append({"request_id": request_id, "label": int(labels.iloc[i])})
+            if len(pending_labels) >= label_batch:
+                batch = pending_labels[:]
+                pending_labels.clear()
+                await send_labels(session, batch)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(session: aiohttp.ClientSession) -> None:
         while True:
             try:
                 i = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await one(client, i)
+            await one(session, i)
             if progress:
                 progress(1)
 
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    connector = aiohttp.TCPConnector(limit=concurrency * 3)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        if pending_labels:
+            await send_labels(session, pending_labels)
     return result
