@@ -13,14 +13,21 @@ from mlstack.core.errors import UsageError
 
 
 def demo(
-    fast: Annotated[bool, typer.Option("--fast", help="Smaller data and traffic (about a minute; used by tests).")] = False,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Smaller data and traffic (about a minute; used by tests).")
+    ] = False,
     keep_running: Annotated[
-        bool, typer.Option("--keep-running", help="Leave MLflow UI, Evidently UI and both predictors up (Ctrl-C stops).")
+        bool,
+        typer.Option(
+            "--keep-running", help="Leave MLflow UI, Evidently UI and both predictors up (Ctrl-C stops)."
+        ),
     ] = False,
     scenario: Annotated[
         str, typer.Option("--scenario", help="Drift injected halfway through the traffic.")
     ] = "covariate_shift",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
+    ] = False,
     config: Annotated[str | None, typer.Option("--config", help="Settings YAML file.")] = None,
 ) -> None:
     """Run the whole loop on this machine (no cluster); writes $MLSTACK_HOME/demo/report.html."""
@@ -39,8 +46,15 @@ def demo(
         logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     console = Console(stderr=True)
-    progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True, disable=as_json)
+    progress = Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    )
 
     def bar(total: int):
         task = progress.add_task("requests", total=total)
@@ -66,9 +80,15 @@ def demo(
                 pass
 
     with progress:
-        run_demo(settings_from(config), fast=fast, keep_running=keep_running, scenario=scenario,
-                 say=lambda text: console.print(f"[bold]▸[/] {text}") if not as_json else None,
-                 progress_factory=bar, on_done=show)
+        run_demo(
+            settings_from(config),
+            fast=fast,
+            keep_running=keep_running,
+            scenario=scenario,
+            say=lambda text: console.print(f"[bold]▸[/] {text}") if not as_json else None,
+            progress_factory=bar,
+            on_done=show,
+        )
 
 
 def summary_table(summary: dict):
@@ -79,14 +99,21 @@ def summary_table(summary: dict):
     table.add_column("what")
     table.add_column("result")
     for v in summary["versions"]:
-        table.add_row(f"version {v['version']} ({v['data']})",
-                      f"roc_auc {v['metrics']['roc_auc']:.4f}, registered as {v['aliases']}")
+        table.add_row(
+            f"version {v['version']} ({v['data']})",
+            f"roc_auc {v['metrics']['roc_auc']:.4f}, registered as {v['aliases']}",
+        )
     for version, role, count in summary["traffic"]["by_version"]:
         table.add_row(f"traffic v{version} ({role})", f"{count} of {summary['requests']} requests")
     detected = [w["label"] for w in summary["drift_windows"] if w.get("drift_detected")]
-    table.add_row("drift windows",
-                  f"{len(detected)} of {len(summary['drift_windows'])} drifted: {', '.join(detected) or 'none'}")
-    table.add_row("canary verdict", f"{summary['analysis']['verdict']}: " + "; ".join(summary["analysis"]["reasons"][:2]))
+    table.add_row(
+        "drift windows",
+        f"{len(detected)} of {len(summary['drift_windows'])} drifted: {', '.join(detected) or 'none'}",
+    )
+    table.add_row(
+        "canary verdict",
+        f"{summary['analysis']['verdict']}: " + "; ".join(summary["analysis"]["reasons"][:2]),
+    )
     table.add_row("aliases before", str(summary["aliases_before"]))
     table.add_row("aliases after", str(summary["aliases_after"]))
     table.add_row("report", summary["report"])

@@ -88,7 +88,9 @@ class Services:
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-        raise MlstackError(f"{service.name} did not become healthy within {timeout:.0f}s; see {service.log_path}")
+        raise MlstackError(
+            f"{service.name} did not become healthy within {timeout:.0f}s; see {service.log_path}"
+        )
 
     def stop_one(self, name: str) -> None:
         """SIGTERM one service and wait for it to exit (a graceful stop)."""

@@ -22,8 +22,9 @@ def demo(tmp_path_factory) -> tuple[dict, Path]:
     home = tmp_path_factory.mktemp("demo-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
     env["MLSTACK_HOME"] = str(home)
-    result = subprocess.run([MLSTACK, "demo", "--fast", "--json"], env=env, capture_output=True, text=True,
-                            timeout=1700)
+    result = subprocess.run(
+        [MLSTACK, "demo", "--fast", "--json"], env=env, capture_output=True, text=True, timeout=1700
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout), home / "demo"
 
@@ -53,7 +54,10 @@ def test_traffic_split_drift_and_labels_are_real(demo):
     assert [w["status"] for w in windows] == ["ok"] * 2
     # covariate shift is injected halfway: the first window is clean, the second drifted
     assert [w["drift_detected"] for w in windows] == [False, True]
-    assert windows[1]["features"]["credit_score"]["drifted"] and not windows[0]["features"]["credit_score"]["drifted"]
+    assert (
+        windows[1]["features"]["credit_score"]["drifted"]
+        and not windows[0]["features"]["credit_score"]["drifted"]
+    )
     canary = summary["analysis"]["variants"]["canary"]
     assert canary["labeled"] >= 250 and canary["logged_predictions"] == counts["2"]
 
@@ -82,11 +86,20 @@ def test_report_opens_in_chromium_without_console_errors(demo, tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
         page.goto((home / "report.html").as_uri())
         assert page.locator("svg").count() >= 3  # traffic, drift share, feature drift charts
