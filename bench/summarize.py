@@ -14,7 +14,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> int:
     tables = sorted(p for p in RESULTS.glob("*.md") if p.name != "summary.md")
     if not tables:
-        print("no benchmark results in bench/results/: run make bench-serving / bench-drift / bench-batch", file=sys.stderr)
+        print(
+            "no benchmark results in bench/results/: run make bench-serving / bench-drift / bench-batch",
+            file=sys.stderr,
+        )
         return 1
     lines = [
         "# mlstack benchmarks",
@@ -29,7 +32,11 @@ def main() -> int:
         if data.is_file():
             try:
                 meta = json.loads(data.read_text())
-                stamp = f" (run {meta.get('generated_at', meta.get('timestamp', '?'))})" if isinstance(meta, dict) else ""
+                stamp = (
+                    f" (run {meta.get('generated_at', meta.get('timestamp', '?'))})"
+                    if isinstance(meta, dict)
+                    else ""
+                )
             except json.JSONDecodeError:
                 stamp = " (JSON unreadable)"
         lines += [f"## {table.stem}{stamp}", "", table.read_text().strip(), ""]
