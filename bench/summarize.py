@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from datetime import UTC, datetime
@@ -27,18 +26,9 @@ def main() -> int:
         "",
     ]
     for table in tables:
-        stamp = ""
         data = table.with_suffix(".json")
-        if data.is_file():
-            try:
-                meta = json.loads(data.read_text())
-                stamp = (
-                    f" (run {meta.get('generated_at', meta.get('timestamp', '?'))})"
-                    if isinstance(meta, dict)
-                    else ""
-                )
-            except json.JSONDecodeError:
-                stamp = " (JSON unreadable)"
+        written = datetime.fromtimestamp((data if data.is_file() else table).stat().st_mtime, UTC)
+        stamp = f" (written {written:%Y-%m-%d %H:%M} UTC)"
         lines += [f"## {table.stem}{stamp}", "", table.read_text().strip(), ""]
     (RESULTS / "summary.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'summary.md'} from {len(tables)} result tables")
