@@ -16,6 +16,7 @@ from kfp import dsl
 
 from components.batch_ops import resolve_model_op, score_batch_op
 from mlstack.core.settings import Settings
+from pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
 
 PIPELINE_NAME = "mlstack-batch-scoring"
 
@@ -30,9 +31,16 @@ def batch_scoring(
     rejects_uri: str = "",
     chunk_rows: int = 0,
     tracking_uri: str = "",
+    s3_secret: str = S3_SECRET,
+    mlflow_secret: str = MLFLOW_SECRET,
+    env_config_map: str = ENV_CONFIG_MAP,
 ) -> str:
-    """``output_uri``/``rejects_uri`` may hold ``{date}`` and ``{run_id}``; empty rejects_uri = next to the output."""
+    """``output_uri``/``rejects_uri`` may hold ``{date}`` and ``{run_id}``; empty rejects_uri = next to the output.
+
+    The last three name the credentials' Secrets and the ConfigMap (``pipelines/cluster_env.py``).
+    """
     resolved = resolve_model_op(model=model, tracking_uri=tracking_uri)
+    with_cluster_env(resolved, s3_secret, mlflow_secret, env_config_map)
     resolved.set_caching_options(False).set_display_name("resolve-model")
     scored = score_batch_op(
         model_name=resolved.outputs["name"],
@@ -45,6 +53,7 @@ def batch_scoring(
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     )
     scored.set_caching_options(False).set_display_name("score-batch")
+    with_cluster_env(scored, s3_secret, mlflow_secret, env_config_map)
     return scored.outputs["Output"]
 
 

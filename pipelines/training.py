@@ -7,6 +7,7 @@ from kfp import dsl
 
 from components.deploy_op import deploy_canary_op
 from components.ops import evaluate_op, ingest_op, register_op, train_op, validate_op
+from pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
 
 PIPELINE_NAME = "mlstack-training"
 
@@ -27,9 +28,21 @@ def training_pipeline(
     inference_service: str = "",
     namespace: str = "mlstack",
     canary_percent: int = 10,
+    s3_secret: str = S3_SECRET,
+    mlflow_secret: str = MLFLOW_SECRET,
+    env_config_map: str = ENV_CONFIG_MAP,
 ) -> str:
-    """Returns the run's result as JSON (the same shape whether the gate passed or not)."""
-    ingest = ingest_op(data_uri=data_uri, contract_yaml=contract_yaml)
+    """Returns the run's result as JSON (the same shape whether the gate passed or not).
+
+    ``s3_secret``, ``mlflow_secret`` and ``env_config_map`` name the Secrets and the ConfigMap in
+    the pipeline namespace that give the steps reading ``s3://`` or talking to MLflow their
+    credentials (see ``pipelines/cluster_env.py``).
+    """
+
+    def cluster_env(task):
+        return with_cluster_env(task, s3_secret, mlflow_secret, env_config_map)
+
+    ingest = cluster_env(ingest_op(data_uri=data_uri, contract_yaml=contract_yaml))
     ingest.set_caching_options(False)  # the data behind a URI can change
 
     validate = validate_op(
@@ -40,12 +53,14 @@ def training_pipeline(
     train.set_cpu_limit("2").set_memory_limit("4G")  # deterministic for the same inputs: cache stays on
     train.set_retry(num_retries=1, backoff_duration="10s")  # an evicted pod; a bug fails twice, fast
 
-    evaluate = evaluate_op(
-        model=train.outputs["model"],
-        eval_set=train.outputs["eval_set"],
-        contract_yaml=contract_yaml,
-        config_json=config_json,
-        tracking_uri=tracking_uri,
+    evaluate = cluster_env(
+        evaluate_op(
+            model=train.outputs["model"],
+            eval_set=train.outputs["eval_set"],
+            contract_yaml=contract_yaml,
+            config_json=config_json,
+            tracking_uri=tracking_uri,
+        )
     )
     evaluate.set_caching_options(False)  # depends on the current champion, which changes
 
@@ -64,7 +79,7 @@ def training_pipeline(
         experiment=experiment,
     )
     with dsl.If(evaluate.outputs["decision"] == "passed", name="gate-passed"):
-        registered = register_op(register=True, **common).set_display_name("register")
+        registered = cluster_env(register_op(register=True, **common)).set_display_name("register")
         registered.set_caching_options(False)  # side effects: never skip, never retry (no duplicate versions)
         with dsl.If(deploy == True, name="deploy-enabled"):  # noqa: E712 (a pipeline condition, not Python)
             deployed = deploy_canary_op(
@@ -76,6 +91,6 @@ def training_pipeline(
             ).set_display_name("deploy-canary")
             deployed.set_caching_options(False)  # talks to the cluster
     with dsl.Else(name="gate-failed"):
-        rejected = register_op(register=False, **common).set_display_name("record-rejection")
+        rejected = cluster_env(register_op(register=False, **common)).set_display_name("record-rejection")
         rejected.set_caching_options(False)
     return dsl.OneOf(registered.output, rejected.output)

@@ -24,7 +24,8 @@ def _run_cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
 
 
 def test_compiled_pipeline_has_both_steps_on_the_component_image(tmp_path):
-    spec = yaml.safe_load(compile_pipeline(batch_scoring, tmp_path / "batch.yaml").read_text())
+    # the pipeline spec; the second document is the Kubernetes platform spec
+    spec = next(yaml.safe_load_all(compile_pipeline(batch_scoring, tmp_path / "batch.yaml").read_text()))
     assert spec["pipelineInfo"]["name"] == PIPELINE_NAME == "mlstack-batch-scoring"
     executors = spec["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {COMPONENT_IMAGE}
@@ -35,6 +36,7 @@ def test_compiled_pipeline_has_both_steps_on_the_component_image(tmp_path):
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
     assert set(spec["root"]["inputDefinitions"]["parameters"]) == {
         "model", "input_uri", "output_uri", "rejects_uri", "chunk_rows", "tracking_uri",
+        "s3_secret", "mlflow_secret", "env_config_map",
     }  # fmt: skip
 
 

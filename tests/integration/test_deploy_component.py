@@ -72,7 +72,7 @@ def test_training_pipeline_deploys_only_behind_the_gate_and_the_switch(tmp_path)
 
     path = tmp_path / "training.yaml"
     compiler.Compiler().compile(training_pipeline, str(path))
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # then the Kubernetes platform spec
     tasks = {
         name: task
         for comp in spec["components"].values()

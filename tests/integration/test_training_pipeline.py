@@ -214,7 +214,7 @@ def test_compiled_ir_loads_back_with_the_gate_condition(tmp_path):
     path = Path(result.stdout.strip())
     component = components.load_component_from_file(str(path))
     assert component.name == "mlstack-training"
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # then the Kubernetes platform spec
     conditions = []
 
     def walk(node):
