@@ -3,7 +3,7 @@
 Skipped, with the reason, when no cluster is reachable or mlstack is not deployed. The tests run in
 file order and build on each other: platform ready -> pipeline -> predictions -> canary ->
 promote -> rollback -> drift job. Environment: MLSTACK_E2E_NAMESPACE (default mlstack),
-MLSTACK_E2E_MODEL (default fraud), MLSTACK_E2E_INGRESS (default http://127.0.0.1:8080, the port
+MLSTACK_E2E_MODEL (default loan-default), MLSTACK_E2E_INGRESS (default http://127.0.0.1:8080, the port
 kind maps to Kourier).
 """
 
@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import free_port, wait_for_http
 
 NAMESPACE = os.environ.get("MLSTACK_E2E_NAMESPACE", "mlstack")
-MODEL = os.environ.get("MLSTACK_E2E_MODEL", "fraud")
+MODEL = os.environ.get("MLSTACK_E2E_MODEL", "loan-default")
 INGRESS = os.environ.get("MLSTACK_E2E_INGRESS", "http://127.0.0.1:8080")
 KUBECTL = shutil.which("kubectl") or "kubectl"
 

@@ -107,7 +107,7 @@ def test_inference_service_contract(chart_default):
         assert model["runtime"] == runtime["metadata"]["name"]
         assert model["storageUri"].startswith("s3://")
         assert env_of(model)["MLSTACK_MODEL_VERSION"]["value"] == "1"
-        assert isvc["metadata"]["annotations"]["serving.mlstack.io/registered-model"] == "fraud"
+        assert isvc["metadata"]["annotations"]["serving.mlstack.io/registered-model"] == "loan-default"
         # champion/challenger annotations appear only with a canary (kubectl model writes them later)
         assert "serving.mlstack.io/champion-version" not in isvc["metadata"]["annotations"]
         # the logger goes to the sink Service, on the port that Service exposes
@@ -122,7 +122,7 @@ def test_inference_service_contract(chart_default):
 def test_canary_renders_only_when_configured(default_values):
     models = copy.deepcopy(default_values["serving"]["models"])
     models[0]["canary"] = {
-        "storageUri": "s3://mlstack/models/fraud/2",
+        "storageUri": "s3://mlstack/models/loan-default/2",
         "modelVersion": "2",
         "trafficPercent": 10,
     }
@@ -131,11 +131,11 @@ def test_canary_renders_only_when_configured(default_values):
     predictor = isvc["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == 10
     # the spec names the challenger; Knative keeps the champion's revision for the other 90%
-    assert predictor["model"]["storageUri"] == "s3://mlstack/models/fraud/2"
+    assert predictor["model"]["storageUri"] == "s3://mlstack/models/loan-default/2"
     assert env_of(predictor["model"])["MLSTACK_MODEL_VERSION"]["value"] == "2"
     annotations = isvc["metadata"]["annotations"]
     assert annotations["serving.mlstack.io/champion-version"] == "1"
-    assert annotations["serving.mlstack.io/champion-storage-uri"] == "s3://mlstack/models/fraud/1"
+    assert annotations["serving.mlstack.io/champion-storage-uri"] == "s3://mlstack/models/loan-default/1"
     assert annotations["serving.mlstack.io/challenger-version"] == "2"
     assert not validate_kserve(isvc)
     # the canary state machine (serving/canary.py) reads the rendered object as a canary in flight
@@ -155,7 +155,7 @@ def test_kubectl_model_moves_on_the_rendered_service_stay_valid(chart_default):
     from serving.canary import promote, rollback, start
 
     (isvc,) = by_kind(chart_default, "InferenceService")
-    started = start(isvc, {"champion": "1"}, "2", "s3://mlstack/models/fraud/2", 10).result(isvc)
+    started = start(isvc, {"champion": "1"}, "2", "s3://mlstack/models/loan-default/2", 10).result(isvc)
     assert started["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert not validate_kserve(started)
     # promote/rollback need KServe's status; give the started object the status KServe would write
@@ -163,18 +163,18 @@ def test_kubectl_model_moves_on_the_rendered_service_stay_valid(chart_default):
         "conditions": [{"type": "Ready", "status": "True"}],
         "components": {
             "predictor": {
-                "latestCreatedRevision": "fraud-predictor-00002",
-                "latestReadyRevision": "fraud-predictor-00002",
-                "latestRolledoutRevision": "fraud-predictor-00001",
+                "latestCreatedRevision": "loan-default-predictor-00002",
+                "latestReadyRevision": "loan-default-predictor-00002",
+                "latestRolledoutRevision": "loan-default-predictor-00001",
                 "traffic": [
                     {
-                        "revisionName": "fraud-predictor-00002",
+                        "revisionName": "loan-default-predictor-00002",
                         "percent": 10,
                         "latestRevision": True,
                         "tag": "latest",
                     },
                     {
-                        "revisionName": "fraud-predictor-00001",
+                        "revisionName": "loan-default-predictor-00001",
                         "percent": 90,
                         "latestRevision": False,
                         "tag": "prev",
@@ -197,16 +197,16 @@ def test_one_inference_service_drift_job_and_pdb_per_model(default_values):
         {**models[0], "name": "churn", "storageUri": "s3://mlstack/models/churn/3", "modelVersion": "3"}
     )
     objects = render_objects({"serving": {"models": models}, "canaryAnalysis": {"enabled": True}})
-    assert sorted(o["metadata"]["name"] for o in by_kind(objects, "InferenceService")) == ["churn", "fraud"]
+    assert sorted(o["metadata"]["name"] for o in by_kind(objects, "InferenceService")) == ["churn", "loan-default"]
     drift = sorted(
         o["metadata"]["name"] for o in by_kind(objects, "CronJob") if "drift" in o["metadata"]["name"]
     )
-    assert drift == ["mlstack-drift-churn", "mlstack-drift-fraud"]
+    assert drift == ["mlstack-drift-churn", "mlstack-drift-loan-default"]
     pdbs = {
         o["spec"]["selector"]["matchLabels"].get("serving.kserve.io/inferenceservice")
         for o in by_kind(objects, "PodDisruptionBudget")
     }
-    assert {"churn", "fraud"} <= pdbs
+    assert {"churn", "loan-default"} <= pdbs
     errors = [err for obj in objects for err in validate_object(obj)]
     assert not errors, "\n".join(errors)
 
@@ -226,7 +226,7 @@ def test_sink_contract(chart_default):
 
 
 def test_drift_cronjob_contract(chart_default):
-    job = named(chart_default, "CronJob", "mlstack-drift-fraud")
+    job = named(chart_default, "CronJob", "mlstack-drift-loan-default")
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
     assert job["spec"]["schedule"] == "*/15 * * * *"
     job_spec = job["spec"]["jobTemplate"]["spec"]
@@ -234,7 +234,7 @@ def test_drift_cronjob_contract(chart_default):
     c = container(job)
     assert c["image"].split("/")[-1].startswith("mlstack-monitoring:")
     args = c["args"]
-    assert args[:5] == ["drift", "--model", "fraud", "--window", "1h"]
+    assert args[:5] == ["drift", "--model", "loan-default", "--window", "1h"]
     flags = dict(zip(args[5::2], args[6::2], strict=True))
     assert flags["--store"] == "s3://mlstack/payloads"
     assert flags["--workspace"] == "/workspace"
@@ -246,7 +246,7 @@ def test_evidently_ui_reads_the_workspace_the_drift_job_writes(chart_default):
     c = container(ui)
     assert c["command"] == ["evidently"]
     assert c["args"] == ["ui", "--workspace", "/workspace", "--host", "0.0.0.0", "--port", "8000"]
-    drift = named(chart_default, "CronJob", "mlstack-drift-fraud")
+    drift = named(chart_default, "CronJob", "mlstack-drift-loan-default")
     drift_pod = drift["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
     def claim(pod_spec, mount_path):
@@ -304,10 +304,10 @@ def _all_containers(obj):
 
 def test_canary_analysis_is_optional_and_least_privileged(chart_default, chart_kind):
     assert not [o for o in chart_default if "canary-analysis" in o["metadata"]["name"]]
-    job = named(chart_kind, "CronJob", "mlstack-canary-analysis-fraud")
+    job = named(chart_kind, "CronJob", "mlstack-canary-analysis-loan-default")
     c = container(job)
     assert c["command"] == ["kubectl-model"]
-    assert c["args"] == ["analyze", "fraud", "-n", "mlstack", "--apply"]
+    assert c["args"] == ["analyze", "loan-default", "-n", "mlstack", "--apply"]
     (role,) = by_kind(chart_kind, "Role")
     assert role["rules"] == [
         {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "patch"]}
@@ -374,7 +374,7 @@ def test_each_part_can_be_switched_off(toggle, default_values):
     names = {o["metadata"]["name"] for o in objects}
     gone = {
         "mlflow": "mlstack-mlflow",
-        "drift": "mlstack-drift-fraud",
+        "drift": "mlstack-drift-loan-default",
         "evidently": "mlstack-evidently",
         "pushgateway": "mlstack-pushgateway",
         "metrics": "mlstack-rules",

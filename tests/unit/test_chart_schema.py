@@ -19,8 +19,8 @@ def chart():
 
 def model(**overrides):
     base = {
-        "name": "fraud",
-        "storageUri": "s3://mlstack/models/fraud/1",
+        "name": "loan-default",
+        "storageUri": "s3://mlstack/models/loan-default/1",
         "modelVersion": "1",
         "minReplicas": 2,
         "maxReplicas": 4,
@@ -112,7 +112,7 @@ def test_default_and_kind_values_pass(chart, kind_values):
 def test_a_canary_is_accepted(chart, default_values):
     values = copy.deepcopy(default_values)
     values["serving"]["models"][0]["canary"] = {
-        "storageUri": "s3://mlstack/models/fraud/2",
+        "storageUri": "s3://mlstack/models/loan-default/2",
         "modelVersion": "2",
         "trafficPercent": 10,
     }
