@@ -113,8 +113,12 @@ def _demo_settings(base: Settings, home: Path, size: DemoSize) -> Settings:
     )
 
 
-def train_versions(settings: Settings, home: Path, size: DemoSize, say) -> list[dict]:
-    """Version 1 on older data (champion), version 2 on newer data (challenger)."""
+def train_versions(settings: Settings, home: Path, size: DemoSize, say, on_registered=None) -> list[dict]:
+    """Version 1 on older data (champion), version 2 on newer data (challenger).
+
+    ``on_registered(result)`` runs after each version is registered: the demo starts that
+    version's predictor there, on the core the (single-process) training leaves idle.
+    """
     from pipelines.training_run import DEFAULT_CONTRACT, run_training_locally
 
     results = []
@@ -124,6 +128,10 @@ def train_versions(settings: Settings, home: Path, size: DemoSize, say) -> list[
         say(f"training on {label}")
         result = run_training_locally(settings, str(path), DEFAULT_CONTRACT, show_progress=False)
         result["data"] = label
+        if not result.get("model_version"):
+            raise RuntimeError("a demo model failed its gates; see $MLSTACK_HOME/demo/kfp/last-run.log")
+        if on_registered:
+            on_registered(result)
         results.append(result)
     return results
 
@@ -274,47 +282,47 @@ def run_demo(
     services = Services(home / "logs")
     model = settings.training.model_name
     try:
+        env = {
+            "MLSTACK_HOME": str(home),
+            "MLSTACK_TRACKING_URI": settings.resolved_tracking_uri,
+            "MLSTACK_SINK__FLUSH_SECONDS": "1",
+        }
+        sink_port = free_port()
+        sink = services.launch(
+            "sink",
+            [bin_path("mlstack"), "sink", "--store", settings.payload_store, "--port", str(sink_port)],
+            sink_port,
+            env,
+        )
+        predictors = {}
+
+        def serve(result: dict) -> None:
+            version, port = result["model_version"], free_port()
+            predictors[version] = services.launch(
+                f"predictor-v{version}",
+                [
+                    bin_path("mlstack"),
+                    "serve",
+                    "--model",
+                    f"models:/{model}/{version}",
+                    "--name",
+                    model,
+                    "--port",
+                    str(port),
+                ],
+                port,
+                env,
+            )
+
         with Step(timings, "train v1 and v2 (kfp.local + MLflow)", say):
-            versions = train_versions(settings, home, size, say)
+            versions = train_versions(settings, home, size, say, on_registered=serve)
         champion, challenger = versions[0]["model_version"], versions[1]["model_version"]
-        if not champion or not challenger:
-            raise RuntimeError("a demo model failed its gates; see $MLSTACK_HOME/demo/kfp/last-run.log")
         from mlstack.cli import model_aliases
 
         aliases_before = model_aliases.aliases(settings, model)
 
-        with Step(timings, "start sink and both predictors", say):
-            env = {
-                "MLSTACK_HOME": str(home),
-                "MLSTACK_TRACKING_URI": settings.resolved_tracking_uri,
-                "MLSTACK_SINK__FLUSH_SECONDS": "1",
-            }
-            sink_port = free_port()
-            sink = services.launch(
-                "sink",
-                [bin_path("mlstack"), "sink", "--store", settings.payload_store, "--port", str(sink_port)],
-                sink_port,
-                env,
-            )
-            predictors = {}
-            for version in (champion, challenger):
-                port = free_port()
-                predictors[version] = services.launch(
-                    f"predictor-v{version}",
-                    [
-                        bin_path("mlstack"),
-                        "serve",
-                        "--model",
-                        f"models:/{model}/{version}",
-                        "--name",
-                        model,
-                        "--port",
-                        str(port),
-                    ],
-                    port,
-                    env,
-                )
-            # all three import and load at once; on 2 cores that is 6 s instead of 10 s one by one
+        # the sink and v1's predictor started during training; v2's after its registration
+        with Step(timings, "wait for the sink and both predictors", say):
             services.wait_ready(sink, "/healthz")
             for predictor in predictors.values():
                 services.wait_ready(predictor, "/v2/health/ready")
