@@ -56,13 +56,13 @@ class DemoSize:
             )
         return cls(
             train_rows=40_000,
-            requests=8_000,
+            requests=6_000,
             windows=6,
-            label_share=0.8,
+            label_share=0.9,
             canary_percent=10,
             min_samples=500,
             min_labeled=400,
-            drift_min_rows=1000,
+            drift_min_rows=800,  # 6,000 x 90% / 6 windows = 900 champion rows an hour
         )
 
 
