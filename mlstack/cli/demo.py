@@ -15,7 +15,7 @@ from mlstack.core.errors import UsageError
 def demo(
     fast: Annotated[
         bool,
-        typer.Option("--fast", help="Smaller data and traffic (76 s instead of 121 s here; used by tests)."),
+        typer.Option("--fast", help="Smaller data and traffic (92 s instead of 125 s here; used by tests)."),
     ] = False,
     keep_running: Annotated[
         bool,

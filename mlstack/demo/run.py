@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoSize:
-    """How big the demo is: the full run took 121 s here, ``--fast`` (what the tests run) 76 s."""
+    """How big the demo is: the full run took 125 s here, ``--fast`` (what the tests run) 92 s in CI."""
 
     train_rows: int
     requests: int

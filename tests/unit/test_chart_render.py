@@ -197,7 +197,10 @@ def test_one_inference_service_drift_job_and_pdb_per_model(default_values):
         {**models[0], "name": "churn", "storageUri": "s3://mlstack/models/churn/3", "modelVersion": "3"}
     )
     objects = render_objects({"serving": {"models": models}, "canaryAnalysis": {"enabled": True}})
-    assert sorted(o["metadata"]["name"] for o in by_kind(objects, "InferenceService")) == ["churn", "loan-default"]
+    assert sorted(o["metadata"]["name"] for o in by_kind(objects, "InferenceService")) == [
+        "churn",
+        "loan-default",
+    ]
     drift = sorted(
         o["metadata"]["name"] for o in by_kind(objects, "CronJob") if "drift" in o["metadata"]["name"]
     )
