@@ -9,7 +9,9 @@ response that is an error, a request and response that disagree) are kept as JSO
 
 Exactly once: before a flush writes, it records its ids in an intent file; after, it appends them to
 ``done.ids``. On restart, ids of a leftover intent that the store already holds count as done, the
-WAL is replayed for everything else, and ``done.ids`` makes later duplicates of a ``ce-id`` no-ops.
+WAL is replayed for everything else, and ``done.ids`` makes later duplicates of a ``ce-id`` no-ops
+for ``dedup_seconds`` (24 h by default); older ids are forgotten (``WriteAheadLog.forget_before``),
+so memory and ``done.ids`` stay bounded by the traffic of one window.
 """
 
 from __future__ import annotations
@@ -48,13 +50,16 @@ class Sink:
         flush_rows: int = 5000,
         flush_seconds: float = 5.0,
         pair_timeout_seconds: float = 300.0,
+        dedup_seconds: float = 86400.0,
     ):
         self.store = store
+        self.dedup_seconds = dedup_seconds  # how long a stored ce-id is remembered (and refused again)
+        self._pruned_at = time.time()
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.pair_timeout = pair_timeout_seconds
         self.wal = WriteAheadLog(wal_dir)
-        self.done: set[str] = set()
+        self.done: dict[str, float] = {}  # stored ce-id -> when (unix seconds)
         self.accepted: set[tuple[str, str]] = set()
         self.inflight: dict[tuple[str, str], asyncio.Future] = {}
         self.pending: dict[str, dict[str, Event]] = {}
@@ -76,7 +81,7 @@ class Sink:
                 "recovering flush %s: %d of %d ids already in the store", intent.name, len(stored), len(ids)
             )
             self.wal.mark_done(sorted(stored), intent)
-            self.done |= stored
+            self.done.update(dict.fromkeys(stored, time.time()))
         replayed = 0
         for _, record in self.wal.replay():
             event = Event.from_record(record)
@@ -85,7 +90,8 @@ class Sink:
             self.accepted.add((event.id, event.kind))
             self._add(event)
             replayed += 1
-        self.wal.drop_finished_segments(self.done)
+        self.wal.drop_finished_segments(self.done.keys())
+        self.done = self.wal.forget_before(self.done, time.time() - self.dedup_seconds)
         log.info("sink recovered: %d ids done, %d events replayed", len(self.done), replayed)
         return replayed
 
@@ -234,15 +240,19 @@ class Sink:
                 self.dead = dead + self.dead
                 stored = await asyncio.to_thread(self._already_stored, ids)
                 self.wal.mark_done(sorted(stored), intent)  # a partial write must not be repeated
-                self.done |= stored
+                self.done.update(dict.fromkeys(stored, time.time()))
                 self.ready = [(i, f) for i, f in self.ready if i not in stored]
                 self.dead = [r for r in self.dead if r["id"] not in stored]
                 raise
             FLUSH_SECONDS.observe(time.perf_counter() - started)
-            self.wal.mark_done(ids, intent)
-            self.done.update(ids)
+            now = time.time()
+            self.wal.mark_done(ids, intent, now)
+            self.done.update(dict.fromkeys(ids, now))
             self.accepted -= {(i, k) for i in ids for k in ("request", "response")}
-            self.wal.drop_finished_segments(self.done)
+            self.wal.drop_finished_segments(self.done.keys())
+            if now - self._pruned_at > min(600.0, self.dedup_seconds / 10):
+                self.done = self.wal.forget_before(self.done, now - self.dedup_seconds)
+                self._pruned_at = now
             written = 0 if rows is None else len(rows)
             ROWS.inc(written)
             return written

@@ -4,7 +4,9 @@ Layout under the WAL directory (a local disk; a PVC in the cluster):
 
 - ``segment-<n>.jsonl``: accepted events, one JSON object per line; a new segment starts at
   every flush so finished segments can be deleted once all their events are stored;
-- ``done.ids``: ids of events already written to the store (dedup across restarts);
+- ``done.ids``: ``<id> <unix seconds>`` of events already written to the store (dedup across
+  restarts); ``forget_before`` rewrites it without the ids older than the dedup window, so it and
+  the sink's memory stay bounded;
 - ``intent-<n>.json``: ids a flush is about to write; present after a crash mid-flush, so recovery
   can check the store instead of writing those rows twice.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,11 +73,20 @@ class WriteAheadLog:
                     ids.add(record["id"])
                     yield number, record
 
-    def done_ids(self) -> set[str]:
+    def done_ids(self) -> dict[str, float]:
+        """Stored ids with the time they were stored (a line without one, from an older sink: now)."""
         path = self.directory / "done.ids"
         if not path.exists():
-            return set()
-        return {line for line in path.read_text().splitlines() if line}
+            return {}
+        done, now = {}, time.time()
+        for line in path.read_text().splitlines():
+            event_id, _, stamp = line.partition(" ")
+            if event_id:
+                try:
+                    done[event_id] = float(stamp) if stamp else now
+                except ValueError:
+                    done[event_id] = now
+        return done
 
     def intents(self) -> list[tuple[Path, list[str]]]:
         found = []
@@ -149,17 +161,38 @@ class WriteAheadLog:
         _fsync_dir(self.directory)
         return path
 
-    def mark_done(self, ids: list[str], intent: Path | None = None) -> None:
-        """Record ``ids`` as stored (fsync'd), then drop the intent that announced them."""
+    def mark_done(self, ids: list[str], intent: Path | None = None, now: float | None = None) -> None:
+        """Record ``ids`` as stored at ``now`` (fsync'd), then drop the intent that announced them."""
         if ids:
+            stamp = f" {time.time() if now is None else now:.0f}\n"
             with open(self.directory / "done.ids", "ab") as handle:
-                handle.write(("\n".join(ids) + "\n").encode())
+                handle.write("".join(event_id + stamp for event_id in ids).encode())
                 handle.flush()
                 os.fsync(handle.fileno())
         if intent is not None and intent.exists():
             intent.unlink()
 
-    def drop_finished_segments(self, resolved: set[str]) -> None:
+    def forget_before(self, done: dict[str, float], cutoff: float) -> dict[str, float]:
+        """Rewrite ``done.ids`` without the ids stored before ``cutoff``; returns the ids kept.
+
+        Ids still in a WAL segment are kept whatever their age: a restart replays that segment and
+        must still recognise them. Written to a new file, fsync'd and renamed over the old one: a
+        crash leaves one or the other.
+        """
+        live = set().union(*self.segment_ids.values())
+        kept = {event_id: stamp for event_id, stamp in done.items() if stamp >= cutoff or event_id in live}
+        if len(kept) == len(done):
+            return done
+        fresh = self.directory / "done.ids.new"
+        with open(fresh, "wb") as handle:
+            handle.write("".join(f"{event_id} {stamp:.0f}\n" for event_id, stamp in kept.items()).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(fresh, self.directory / "done.ids")
+        _fsync_dir(self.directory)
+        return kept
+
+    def drop_finished_segments(self, resolved) -> None:
         """Delete closed segments whose every event is stored (or dead-lettered)."""
         for number, ids in list(self.segment_ids.items()):
             if number not in (self.current, self._handle_number) and ids <= resolved:

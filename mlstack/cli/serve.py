@@ -106,7 +106,9 @@ def sink_cmd(
     settings = settings_from(config)
     cfg = settings.sink
     wal = wal_dir or cfg.wal_dir or str(settings.resolved_home / "sink-wal")
-    sink = Sink(store, wal, cfg.flush_rows, cfg.flush_seconds, cfg.pair_timeout_seconds)
+    sink = Sink(
+        store, wal, cfg.flush_rows, cfg.flush_seconds, cfg.pair_timeout_seconds, cfg.dedup_hours * 3600
+    )
     log.info("sink storing to %s, WAL in %s", store, wal)
     uvicorn.run(
         build_sink_app(sink, cfg.max_event_bytes),

@@ -69,6 +69,7 @@ class SinkConfig(BaseModel):
     flush_seconds: float = Field(5.0, gt=0)
     wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
     pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
+    dedup_hours: float = Field(24.0, gt=0)  # a stored ce-id is refused again for this long, then forgotten
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
 

@@ -1,0 +1,130 @@
+"""The sink remembers stored ce-ids for a window (default 24 h), not forever: memory and done.ids stay bounded.
+
+Runs the real ``Sink`` on a temporary WAL and store; the clock is moved by patching ``time.time``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from serving import sink as sink_module
+from serving import wal as wal_module
+from serving.events import REQUEST_TYPE, RESPONSE_TYPE, parse_event
+from serving.sink import Sink
+
+HOUR = 3600.0
+
+
+class Clock:
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(sink_module.time, "time", fake)  # the one `time` module both files import
+    assert wal_module.time.time is fake
+    return fake
+
+
+def events(event_id: str):
+    headers = {
+        "ce-id": event_id,
+        "ce-inferenceservicename": "loans",
+        "ce-namespace": "ml",
+        "ce-component": "predictor",
+        "ce-time": "2026-11-27T10:15:00Z",
+    }
+    request = parse_event(headers | {"ce-type": REQUEST_TYPE}, orjson.dumps({"instances": [{"age": 30}]}))
+    response = parse_event(
+        headers | {"ce-type": RESPONSE_TYPE},
+        orjson.dumps({"predictions": [1], "model_name": "loans", "model_version": "1"}),
+    )
+    return request, response
+
+
+async def store(sink: Sink, *ids: str) -> list[str]:
+    answers = []
+    for event_id in ids:
+        for event in events(event_id):
+            answers.append(await sink.accept(event))
+    await sink.flush()
+    return answers
+
+
+def done_file_ids(tmp_path) -> set[str]:
+    return {line.split(" ")[0] for line in (tmp_path / "wal" / "done.ids").read_text().splitlines()}
+
+
+def new_sink(tmp_path) -> Sink:
+    sink = Sink(str(tmp_path / "store"), str(tmp_path / "wal"), dedup_seconds=24 * HOUR)
+    sink.recover()
+    return sink
+
+
+def test_ids_are_refused_within_the_window_and_forgotten_after_it(tmp_path, clock):
+    async def scenario():
+        sink = new_sink(tmp_path)
+        assert await store(sink, "old-1", "old-2") == ["stored"] * 4
+        clock.now += 2 * HOUR
+        assert await store(sink, "old-1") == ["duplicate"] * 2  # inside the window
+        clock.now += 23 * HOUR
+        assert await store(sink, "new-1") == ["stored"] * 2  # this flush prunes the old ids
+        assert set(sink.done) == {"new-1"}
+        assert done_file_ids(tmp_path) == {"new-1"}
+        # past the window an old id is new again: the documented limit of the dedup
+        assert await store(sink, "old-2") == ["stored"] * 2
+        sink.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restart_remembers_recent_ids_and_forgets_expired_ones(tmp_path, clock):
+    async def first_life():
+        sink = new_sink(tmp_path)
+        await store(sink, "early")
+        clock.now += 20 * HOUR
+        await store(sink, "late")
+        sink.close()
+
+    async def second_life():
+        sink = new_sink(tmp_path)
+        assert set(sink.done) == {"late"}
+        assert done_file_ids(tmp_path) == {"late"}
+        assert await store(sink, "late") == ["duplicate"] * 2
+        sink.close()
+
+    asyncio.run(first_life())
+    clock.now += 5 * HOUR  # "early" is 25 h old, "late" 5 h
+    asyncio.run(second_life())
+
+
+def test_lines_without_a_time_from_an_older_sink_are_kept_for_one_window(tmp_path, clock):
+    (tmp_path / "wal").mkdir()
+    (tmp_path / "wal" / "done.ids").write_text("legacy-1\nlegacy-2\n")
+
+    async def scenario():
+        sink = new_sink(tmp_path)
+        assert await store(sink, "legacy-1") == ["duplicate"] * 2
+        clock.now += 25 * HOUR
+        await store(sink, "fresh")
+        assert set(sink.done) == {"fresh"}
+        sink.close()
+
+    asyncio.run(scenario())
+
+
+def test_ids_still_in_a_wal_segment_are_never_forgotten(tmp_path, clock):
+    sink = new_sink(tmp_path)
+    sink.wal.segment_ids[sink.wal.current] = {"in-segment"}
+    kept = sink.wal.forget_before({"in-segment": 0.0, "expired": 0.0, "recent": clock.now}, clock.now - HOUR)
+    assert kept == {"in-segment": 0.0, "recent": clock.now}
+    assert done_file_ids(tmp_path) == {"in-segment", "recent"}
+    sink.close()
