@@ -80,6 +80,51 @@ demo: setup ## Run the whole loop on this machine, no cluster (report: MLSTACK_H
 clean: ## Remove local state (MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
 
+##@ Test tools
+
+# The control plane the tests start (etcd, kube-apiserver, kube-controller-manager) plus kubectl and
+# helm, built from the Go modules under tools/ at the versions in manifests/versions.env; each
+# module's go.sum pins every dependency. No package registry ships these binaries; the Go module
+# proxy serves their source. Each is a file target bin/<tool>-<version>, so a second run rebuilds
+# nothing (and Go's build cache makes a rebuild after `make clean-test-tools` quick).
+# `make test` builds them when `go` is on PATH; without Go the tests that need them skip, saying why.
+include manifests/versions.env
+GO ?= $(shell command -v go 2>/dev/null)
+GO_BUILD = cd $(1) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags '-s -w $(2)' -o $@
+K8S_VERSION_PARTS := $(subst ., ,$(KUBERNETES_VERSION))
+# what Kubernetes' hack/lib/version.sh stamps (k8s.io/kubernetes v1.34.0); helm's Makefile does the
+# same for its own version and its default Capabilities.KubeVersion (helm.sh/helm/v3 v3.19.0)
+K8S_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(pkg).gitVersion=v$(KUBERNETES_VERSION) -X $(pkg).gitMajor=$(word 1,$(K8S_VERSION_PARTS)) \
+  -X $(pkg).gitMinor=$(word 2,$(K8S_VERSION_PARTS)) -X $(pkg).gitTreeState=clean)
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+  $(foreach pkg,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,\
+  -X $(pkg).k8sVersionMajor=$(word 1,$(K8S_VERSION_PARTS)) -X $(pkg).k8sVersionMinor=$(word 2,$(K8S_VERSION_PARTS)))
+TEST_TOOLS := $(CURDIR)/bin/etcd-$(ETCD_VERSION) $(CURDIR)/bin/kube-apiserver-v$(KUBERNETES_VERSION) \
+  $(CURDIR)/bin/kube-controller-manager-v$(KUBERNETES_VERSION) $(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION) \
+  $(CURDIR)/bin/helm-$(HELM_VERSION)
+
+$(CURDIR)/bin/etcd-$(ETCD_VERSION): tools/etcd/go.mod tools/etcd/go.sum
+	$(call GO_BUILD,tools/etcd) go.etcd.io/etcd/server/v3
+
+$(CURDIR)/bin/kube-%-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kube-$*
+
+$(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kubectl
+
+$(CURDIR)/bin/helm-$(HELM_VERSION): tools/helm/go.mod tools/helm/go.sum
+	$(call GO_BUILD,tools/helm,$(HELM_LDFLAGS)) helm.sh/helm/v3/cmd/helm
+
+.PHONY: test-tools
+test-tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ from tools/ (needs Go)
+	@if [ -z "$(GO)" ]; then echo "error: go is not on PATH; the tests that need a control plane will skip" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory $(TEST_TOOLS)
+
+.PHONY: clean-test-tools
+clean-test-tools: ## Remove the built test tools from bin/ (Go's build cache keeps a rebuild quick)
+	rm -f $(TEST_TOOLS)
+
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
 $(MLSERVER_VENV)/bin/mlserver:

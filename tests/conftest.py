@@ -20,6 +20,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.canary",
     "tests.fixtures.cluster",
     "tests.fixtures.batch",
+    "tests.fixtures.control_plane",
 ]
 
 
