@@ -34,7 +34,9 @@ def our_containers(objects):
                 repo = c["image"].rsplit("/", 1)[-1].split(":")[0].split("@")[0]
                 if repo in OUR_IMAGES:
                     label = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
-                    assert c.get("command"), f"{label}: the one image has no per-component entrypoint; set command"
+                    assert c.get("command"), (
+                        f"{label}: the one image has no per-component entrypoint; set command"
+                    )
                     yield label, c["command"] + c.get("args", [])
 
 
