@@ -12,10 +12,9 @@ import typer
 import yaml
 
 from mlstack.cli import model_aliases
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
-from mlstack.core import rollout
 
 
 class Output(StrEnum):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
-from mlstack.core import rollout
 from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
 from tests.fixtures.kube_fake import FakeKServe, base_isvc
 
