@@ -282,5 +282,6 @@ evidently-ui-local: $(VENV)/.synced ## Evidently UI on the local drift workspace
 	$(VENV)/bin/evidently ui --workspace $(MLSTACK_HOME)/evidently --host 127.0.0.1 --port 8000
 
 .PHONY: e2e
-e2e: setup ## Run the end-to-end story against the current kind cluster (skipped when none is reachable)
+e2e: $(VENV)/.synced ## Run the end-to-end story against the current kind cluster (skipped when none is reachable)
+	@mkdir -p $(BIN) && ln -sf $(VENV)/bin/kubectl-model $(BIN)/kubectl-model
 	PATH="$(VENV)/bin:$(BIN):$$PATH" $(PY) -m pytest -m e2e tests/e2e -v -rs $(PYTEST_ARGS)

@@ -82,13 +82,17 @@ def training_pipeline(
         registered = cluster_env(register_op(register=True, **common)).set_display_name("register")
         registered.set_caching_options(False)  # side effects: never skip, never retry (no duplicate versions)
         with dsl.If(deploy == True, name="deploy-enabled"):  # noqa: E712 (a pipeline condition, not Python)
-            deployed = deploy_canary_op(
-                register_result=registered.output,
-                deploy=deploy,
-                inference_service=inference_service,
-                namespace=namespace,
-                percent=canary_percent,
-            ).set_display_name("deploy-canary")
+            # MLflow credentials and the S3 endpoint from the pipeline namespace, as for register
+            deployed = cluster_env(
+                deploy_canary_op(
+                    register_result=registered.output,
+                    deploy=deploy,
+                    inference_service=inference_service,
+                    namespace=namespace,
+                    percent=canary_percent,
+                    tracking_uri=tracking_uri,
+                )
+            ).set_display_name("deploy")
             deployed.set_caching_options(False)  # talks to the cluster
     with dsl.Else(name="gate-failed"):
         rejected = cluster_env(register_op(register=False, **common)).set_display_name("record-rejection")
