@@ -12,12 +12,12 @@ peer and port). Namespace labels come from the Namespace objects the steps apply
 from __future__ import annotations
 
 import pytest
-from _pytest.outcomes import Skipped
 
 from tests.fixtures.cluster import NAMESPACE
-from tests.fixtures.platform import load, steps
+from tests.fixtures.platform import all_loaded
 
-pytestmark = pytest.mark.unit
+# renders and builds the whole platform (Go modules, kustomize): minutes on a loaded machine
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(1800)]
 
 
 def matches(selector: dict | None, labels: dict[str, str]) -> bool:
@@ -102,15 +102,10 @@ def env_names(obj: dict) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world():
     """(policies, namespace labels, all applied objects) of the whole platform + chart."""
-    tmp = tmp_path_factory.mktemp("net")
-    objects, missing = [], []
-    for i, step in enumerate(steps()):
-        try:
-            objects += [dict(o, _default_ns=step.default_namespace) for o in load(step, tmp / str(i)).objects]
-        except Skipped as skip:
-            missing.append(f"{step.target}: {skip.msg}")
+    loaded, missing = all_loaded()
+    objects = [dict(o, _default_ns=step.default_namespace) for step in loaded for o in step.objects]
     if any(m.startswith("kubeflow-pipelines") for m in missing):
         pytest.skip(f"KFP's policies are needed and not available: {missing}")
     ns_labels: dict[str, dict] = {}
