@@ -14,7 +14,7 @@ def deploy_canary_op(
     percent: int = 0,
     storage_uri: str = "",
 ) -> str:
-    """Start a canary of the version ``register_op`` registered, when ``deploy`` is on; JSON of what was done."""
+    """Serve the version ``register_op`` registered (create the service, or a canary), when ``deploy`` is on; JSON of what was done."""
     import json
 
     from components.deploy import deploy_step

@@ -1,7 +1,7 @@
 """The I/O shell around ``canary_analysis.analyze``: read the payload window and Prometheus, write the report.
 
 Takes plain values (versions, revisions, start time) so it does not depend on how the caller reads an
-InferenceService; ``kubectl model analyze`` passes what ``serving.canary.state_of`` found.
+InferenceService; ``kubectl model analyze`` passes what ``mlstack.core.rollout.state_of`` found.
 """
 
 from __future__ import annotations

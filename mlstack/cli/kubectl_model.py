@@ -1,6 +1,6 @@
 """``kubectl model``: canary lifecycle of mlstack InferenceServices (a kubectl plugin, ``kubectl-model``).
 
-Wires ``serving.canary`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
+Wires ``mlstack.core.rollout`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
 registry (aliases) and the Kubernetes API (``mlstack.cli.kube``). With ``-f FILE`` it works on a
 manifest and prints the new object: no cluster, no registry writes (GitOps).
 """
@@ -16,9 +16,8 @@ import typer
 from mlstack.cli import model_aliases
 from mlstack.cli.common import run_app, settings_from, setup_logging
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
-from serving import canary
 
 app = typer.Typer(
     name="kubectl model",
@@ -47,7 +46,7 @@ Config = Annotated[
 ]
 
 
-def _status_row(state: canary.CanaryState, obj: dict, wide: bool) -> dict:
+def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
     revs = state.revisions
     row = {
         "name": state.name,
@@ -80,7 +79,7 @@ def status(
     """Revisions, traffic %, model versions, readiness and MLflow aliases of one InferenceService."""
     target = Target(name, namespace, context, output, False, filename, settings_from(config))
     obj, kube = target.load()
-    state = canary.state_of(obj, target.aliases(obj, kube))
+    state = rollout.state_of(obj, target.aliases(obj, kube))
     row = _status_row(state, obj, wide=output == Output.wide)
     if output in (Output.json, Output.yaml):
         row["traffic"] = list(state.revisions.traffic)
@@ -120,12 +119,12 @@ def start_canary(
     if version is None:
         if percent is None:
             raise UsageError("give --version to start a canary, or --percent to change the one in flight")
-        execute(target, lambda obj, aliases: canary.step(obj, aliases, share))
+        execute(target, lambda obj, aliases: rollout.step(obj, aliases, share))
         return
 
-    def build(obj: dict, aliases: dict[str, str]) -> canary.Move:
+    def build(obj: dict, aliases: dict[str, str]) -> rollout.Move:
         uri = storage_uri or model_aliases.storage_uri(settings, isvc.registered_model(obj), version)
-        return canary.start(obj, aliases, version, uri, share)
+        return rollout.start(obj, aliases, version, uri, share)
 
     execute(target, build)
 
@@ -142,7 +141,7 @@ def promote(
 ) -> None:
     """Send all traffic to the canary; MLflow champion -> its version, previous -> the old champion."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    execute(target, canary.promote)
+    execute(target, rollout.promote)
 
 
 @app.command()
@@ -160,7 +159,7 @@ def rollback(
 ) -> None:
     """Pin traffic to the champion (percent 0), restore its spec, tag the challenger 'rejected'."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    execute(target, lambda obj, aliases: canary.rollback(obj, aliases, reason))
+    execute(target, lambda obj, aliases: rollout.rollback(obj, aliases, reason))
 
 
 @app.command()
@@ -181,7 +180,7 @@ def analyze(
     settings = settings_from(config)
     target = Target(name, namespace, context, output, False, filename, settings)
     obj, kube = target.load()
-    state = canary.state_of(obj, target.aliases(obj, kube))
+    state = rollout.state_of(obj, target.aliases(obj, kube))
     if state.phase != "canary":
         _report(
             {
@@ -213,7 +212,7 @@ def analyze(
 
     def unchanged(build):
         # the object is read again to apply: act only on the canary that was analysed
-        def checked(current: dict, aliases: dict[str, str]) -> canary.Move:
+        def checked(current: dict, aliases: dict[str, str]) -> rollout.Move:
             if isvc.serving_version(current) != state.challenger_version:
                 raise CheckFailed(
                     f"the canary of {name!r} changed during the analysis; not applying the verdict"
@@ -223,10 +222,10 @@ def analyze(
         return checked
 
     if apply and analysis.verdict == "promote":
-        move, done = execute(target, unchanged(canary.promote), quiet=True)
+        move, done = execute(target, unchanged(rollout.promote), quiet=True)
     elif apply and analysis.verdict == "rollback":
         reason = "canary analysis: " + "; ".join(analysis.reasons)
-        move, done = execute(target, unchanged(lambda o, a: canary.rollback(o, a, reason)), quiet=True)
+        move, done = execute(target, unchanged(lambda o, a: rollout.rollback(o, a, reason)), quiet=True)
     if move is not None:
         summary["applied"] = {"move": move.kind, "summary": move.summary, "registry": done}
     # with -f the new object owns stdout; the verdict goes to stderr

@@ -12,10 +12,9 @@ import typer
 import yaml
 
 from mlstack.cli import model_aliases
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
-from serving import canary
 
 
 class Output(StrEnum):
@@ -84,14 +83,19 @@ def dump(obj, output: Output | None) -> str:
 
 
 def execute(
-    target: Target, build: Callable[[dict, dict[str, str]], canary.Move], quiet: bool = False
-) -> tuple[canary.Move, list[str]]:
+    target: Target, build: Callable[[dict, dict[str, str]], rollout.Move], quiet: bool = False
+) -> tuple[rollout.Move, list[str]]:
     """Build a move from the current object and apply it (or print it); returns it and the registry changes."""
     obj, kube = target.load()
     move = build(obj, target.aliases(obj, kube))
     for warning in move.warnings:
         typer.echo(f"warning: {warning}", err=True)
     notes = [op.describe() for op in move.alias_ops]
+    if not move.patches:  # a no-op move: nothing to send, nothing to move in the registry
+        typer.echo(f"{move.kind}: {move.summary}", err=target.output in (Output.json, Output.yaml))
+        if target.output in (Output.json, Output.yaml) or kube is None:
+            typer.echo(dump(_manifest(obj) if kube is None else obj, target.output))
+        return move, []
     if kube is None:
         typer.echo(dump(_manifest(move.result(obj)), target.output))
         if notes:

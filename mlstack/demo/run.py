@@ -226,12 +226,12 @@ def apply_verdict(
     import yaml
 
     from mlstack.cli import model_aliases
-    from serving import canary
+    from mlstack.core import rollout
 
     aliases = model_aliases.aliases(settings, model)
     obj = base_isvc(model, champion, model_aliases.storage_uri(settings, model, champion))
     (out_dir / "isvc-stable.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
-    started = canary.start(
+    started = rollout.start(
         obj,
         aliases,
         challenger,
@@ -242,9 +242,9 @@ def apply_verdict(
     (out_dir / "isvc-canary.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
     applied = model_aliases.apply(settings, started.alias_ops)
     if verdict == "promote":
-        move = canary.promote(obj, model_aliases.aliases(settings, model))
+        move = rollout.promote(obj, model_aliases.aliases(settings, model))
     elif verdict == "rollback":
-        move = canary.rollback(obj, model_aliases.aliases(settings, model), "; ".join(reasons)[:250])
+        move = rollout.rollback(obj, model_aliases.aliases(settings, model), "; ".join(reasons)[:250])
     else:
         return {
             "applied": applied,

@@ -14,7 +14,6 @@ hook Job is created on its own (test_the_hook_job_is_admitted_and_makes_its_pod)
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -279,32 +278,3 @@ def test_no_other_workload_account_can_touch_the_api(release, control_plane):
             ("get", "configmaps"),
         ):
             assert not can_i(control_plane, sa, namespace, verb, resource), f"{sa} may {verb} {resource}"
-
-
-# ------------------------------------------------------------------ upgrade and uninstall
-
-
-def test_upgrade_then_uninstall_leave_nothing_behind(platform, control_plane):
-    namespace = restricted_namespace(control_plane, "chart-lifecycle")
-    control_plane.helm("install", RELEASE, str(CHART), "-n", namespace, "--no-hooks")
-    control_plane.helm("upgrade", RELEASE, str(CHART), "-n", namespace, "--no-hooks", *VALUES["kind"])
-    history = json.loads(control_plane.helm("history", RELEASE, "-n", namespace, "-o", "json").stdout)
-    assert [h["status"] for h in history] == ["superseded", "deployed"]
-    upgraded = manifest_objects(control_plane, namespace)
-    assert any(o["kind"] == "Role" for o in upgraded)  # canary analysis came with the kind values
-    control_plane.helm("uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
-    left = control_plane.kubectl(
-        "get",
-        "deployments,statefulsets,cronjobs,services,configmaps,serviceaccounts,roles,rolebindings,"
-        "networkpolicies,inferenceservices,poddisruptionbudgets",
-        "-n",
-        namespace,
-        "-l",
-        "app.kubernetes.io/instance=mlstack",
-        "-o",
-        "name",
-    ).stdout.split()
-    assert left == []
-    kept = control_plane.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split()
-    assert all("evidently" in name for name in kept)  # the workspace volume is kept on purpose
-    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")

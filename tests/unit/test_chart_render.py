@@ -120,8 +120,8 @@ def test_canary_renders_only_when_configured(default_values):
     assert annotations["serving.mlstack.io/champion-storage-uri"] == "s3://mlstack/models/loan-default/1"
     assert annotations["serving.mlstack.io/challenger-version"] == "2"
     assert not validate_kserve(isvc)
-    # the canary state machine (serving/canary.py) reads the rendered object as a canary in flight
-    from serving.canary import state_of
+    # the canary state machine (mlstack/core/rollout.py) reads the rendered object as a canary in flight
+    from mlstack.core.rollout import state_of
 
     state = state_of(isvc)
     assert (state.phase, state.champion_version, state.challenger_version, state.percent) == (
@@ -133,8 +133,8 @@ def test_canary_renders_only_when_configured(default_values):
 
 
 def test_kubectl_model_moves_on_the_rendered_service_stay_valid(chart_default):
-    """start, promote and rollback patches from serving/canary.py applied to the chart's object validate."""
-    from serving.canary import promote, rollback, start
+    """start, promote and rollback patches from mlstack/core/rollout.py applied to the chart's object validate."""
+    from mlstack.core.rollout import promote, rollback, start
 
     (isvc,) = by_kind(chart_default, "InferenceService")
     started = start(isvc, {"champion": "1"}, "2", "s3://mlstack/models/loan-default/2", 10).result(isvc)

@@ -40,8 +40,7 @@ def test_the_upstream_modules_are_the_platform_versions():
     assert module_version(CERT_MANAGER) == pinned["CERT_MANAGER_VERSION"]
     assert knative_tag(module_version(KNATIVE_SERVING)) == pinned["KNATIVE_SERVING_VERSION"]
     assert knative_tag(module_version(KOURIER)) == pinned["KOURIER_VERSION"]
-    # the newest KServe whose source is reachable here (coordinator's decision; see manifests/README.md)
-    assert module_version(KSERVE) == "v0.20.0"
+    assert module_version(KSERVE) == pinned["KSERVE_VERSION"]
 
 
 def test_knative_tag_mapping():
@@ -56,7 +55,10 @@ def test_every_go_module_has_its_go_sum():
 
 def test_make_test_tools_builds_each_binary_at_its_pinned_path():
     out = subprocess.run(
-        ["make", "-n", "--no-print-directory", "test-tools", "GO=go"], cwd=ROOT, capture_output=True, text=True
+        ["make", "-n", "--no-print-directory", "test-tools", "GO=go"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     ).stdout
     for name, version in tool_versions().items():
         assert f"bin/{name}-{version}" in out, name

@@ -6,7 +6,7 @@ module github.com/mlstack/mlstack/tools/upstream
 go 1.25.8
 
 require (
-	github.com/cert-manager/cert-manager v1.17.0
+	github.com/cert-manager/cert-manager v1.19.1
 	github.com/kserve/kserve v0.20.0
 	github.com/prometheus-operator/prometheus-operator v0.86.1
 	knative.dev/caching v0.0.0-20260120130310-f1fc03b7f5ee

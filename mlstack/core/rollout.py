@@ -1,8 +1,16 @@
-"""The canary state machine: pure functions from an InferenceService (+ MLflow aliases) to a move.
+"""The one rollout module: pure functions from an InferenceService (+ MLflow aliases) to a move.
 
-A ``Move`` is what to send (merge patches, in order) and which MLflow aliases/tags to change once the
-patches are accepted. Nothing here talks to a cluster or a registry; the ``kubectl model`` plugin and
-the analysis CronJob apply moves with one call each.
+A ``Move`` is what to send (an object to create, or merge patches in order) and which MLflow
+aliases/tags to change once the API server accepted it. Nothing here talks to a cluster or a
+registry. Every caller uses these same functions: ``kubectl model`` (canary, promote, rollback), the
+analysis CronJob (``kubectl model analyze --apply``), the pipeline's deploy step
+(``components/deploy.py``: :func:`deploy`) and ``mlstack demo``.
+
+The first deploy: the chart renders the InferenceService as a template (ConfigMap
+``<model>-isvc-template``, storageUri and version empty) instead of serving a path nothing wrote;
+:func:`deploy` with no current object fills in the registered version's location and creates it.
+Asking to serve the version already served is a no-op move everywhere (a re-run pipeline, a
+repeated ``kubectl model canary``), never an error in one place and a no-op in another.
 
 Phases, read from the spec (KServe Knative mode):
 
@@ -16,7 +24,9 @@ Phases, read from the spec (KServe Knative mode):
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mlstack.core import isvc
 from mlstack.core.errors import CheckFailed, UsageError
@@ -44,15 +54,18 @@ class AliasOp:
 class Move:
     """What one lifecycle step sends and changes."""
 
-    kind: str
+    kind: str  # create | start | step | promote | rollback | noop
     name: str
     patches: list[dict]
     alias_ops: list[AliasOp] = field(default_factory=list)
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
+    create: dict | None = None  # the whole object, for kind "create"
 
-    def result(self, obj: dict) -> dict:
-        """The object after every patch (what ``-f FILE`` prints)."""
+    def result(self, obj: dict | None) -> dict:
+        """The object after the move (what ``-f FILE`` prints)."""
+        if self.create is not None:
+            return copy.deepcopy(self.create)
         for patch in self.patches:
             obj = isvc.merge_patch(obj, patch)
         return obj
@@ -110,13 +123,79 @@ def state_of(obj: dict, aliases: dict[str, str] | None = None) -> CanaryState:
     )
 
 
+def check_start(obj: dict, version: str, percent: int) -> list[str]:
+    """Raise when starting a canary of ``version`` would be unsafe; return warnings to print."""
+    if not 1 <= percent <= 100:
+        raise UsageError(f"--percent must be between 1 and 100, got {percent}")
+    current = isvc.canary_percent(obj)
+    serving = isvc.serving_version(obj)
+    if current is not None and current > 0:
+        raise CheckFailed(
+            f"a canary is in flight on {isvc.name_of(obj)!r} (version {serving} at {current}%); "
+            "promote or roll it back before starting another"
+        )
+    revs = isvc.revisions(obj)
+    if not revs.has_status:
+        return [f"{isvc.name_of(obj)!r} has no status (a manifest, not a live object): readiness not checked"]
+    if not revs.latest_rolledout:
+        # KServe only splits traffic once a revision has been rolled out at 100%; before that the
+        # new revision would take all traffic.
+        raise CheckFailed(
+            f"KServe has no rolled-out revision for {isvc.name_of(obj)!r} yet; wait until it is Ready"
+        )
+    if not revs.up_to_date:
+        raise CheckFailed(
+            f"{isvc.name_of(obj)!r} is still rolling out revision {revs.latest_created} "
+            f"(latest ready: {revs.latest_ready}); wait until it is Ready"
+        )
+    return []
+
+
+def start_canary_patch(
+    obj: dict, version: str, storage_uri: str, percent: int, now: datetime | None = None
+) -> dict:
+    """Merge patch that serves ``version`` from ``storage_uri`` to ``percent`` % of traffic.
+
+    Records the champion being replaced (version and storage URI) in annotations so a rollback can
+    restore it. Call ``check_start`` first.
+    """
+    model = isvc.model_spec(obj)
+    champion_version = isvc.serving_version(obj) or ""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "metadata": {
+            "annotations": {
+                isvc.ANN_CHAMPION_VERSION: str(champion_version),
+                isvc.ANN_CHAMPION_URI: model["storageUri"],
+                isvc.ANN_CHALLENGER_VERSION: str(version),
+                isvc.ANN_STARTED_AT: stamp,
+            }
+        },
+        "spec": {
+            "predictor": {
+                "canaryTrafficPercent": int(percent),
+                "model": {"storageUri": storage_uri, "env": isvc.version_env(model.get("env"), version)},
+            }
+        },
+    }
+
+
 def start(obj: dict, aliases: dict[str, str], version: str, storage_uri: str, percent: int) -> Move:
-    """Serve ``version`` to ``percent`` % next to the champion; it becomes the ``challenger``."""
+    """Serve ``version`` to ``percent`` % next to the champion; it becomes the ``challenger``.
+
+    The version already served (and no canary in flight): a no-op move.
+    """
     state = state_of(obj, aliases)
     if state.phase == "canary" and state.challenger_version == str(version):
         return step(obj, aliases, percent)
-    warnings = isvc.check_start(obj, str(version), percent)
-    patch = isvc.start_canary_patch(obj, str(version), storage_uri, percent)
+    if (
+        state.phase == "stable"
+        and state.serving_version is not None
+        and state.serving_version == str(version)
+    ):
+        return Move("noop", state.name, [], [], f"{state.model} v{version} is already served; nothing to do")
+    warnings = check_start(obj, str(version), percent)
+    patch = start_canary_patch(obj, str(version), storage_uri, percent)
     if not isvc.serving_version(obj) and state.champion_version:
         patch["metadata"]["annotations"][isvc.ANN_CHAMPION_VERSION] = state.champion_version
     ops = [AliasOp("set_alias", state.model, str(version), "challenger")]
@@ -231,4 +310,51 @@ def rollback(obj: dict, aliases: dict[str, str], reason: str) -> Move:
         ops,
         f"roll back {state.model} v{bad or '?'}; all traffic to v{state.champion_version or '?'}",
         warnings,
+    )
+
+
+def first_deploy(template: dict, version: str, storage_uri: str) -> dict:
+    """The InferenceService the chart's template describes, serving ``version`` from ``storage_uri``."""
+    if not storage_uri:
+        raise UsageError(f"no storage URI for version {version} of {isvc.registered_model(template)!r}")
+    obj = copy.deepcopy(template)
+    obj.pop("status", None)
+    model = obj.setdefault("spec", {}).setdefault("predictor", {}).setdefault("model", {})
+    model["storageUri"] = storage_uri
+    model["env"] = isvc.version_env(model.get("env"), str(version))
+    obj["spec"]["predictor"].pop("canaryTrafficPercent", None)
+    isvc.model_spec(obj)  # the result must be a service mlstack manages
+    return obj
+
+
+def deploy(
+    current: dict | None,
+    template: dict | None,
+    aliases: dict[str, str],
+    version: str,
+    storage_uri: str,
+    percent: int,
+) -> Move:
+    """From "``version`` is registered" to "it is served": create the service, or canary the version.
+
+    No service yet: created from ``template`` at 100 % (nothing to compare against), and the version
+    becomes the ``champion``. A service: :func:`start` (a canary at ``percent``, or a no-op when the
+    version is already served).
+    """
+    if current is not None:
+        return start(current, aliases, version, storage_uri, percent)
+    if template is None:
+        raise CheckFailed(
+            "the InferenceService does not exist and no template was found "
+            "(the chart renders ConfigMap <model>-isvc-template; is the chart installed?)"
+        )
+    obj = first_deploy(template, version, storage_uri)
+    model = isvc.registered_model(obj)
+    return Move(
+        "create",
+        isvc.name_of(obj),
+        [],
+        [AliasOp("set_alias", model, str(version), "champion")],
+        f"create {isvc.name_of(obj)} serving {model} v{version}",
+        create=obj,
     )
