@@ -163,14 +163,12 @@ def test_no_wildcards_and_no_cluster_wide_rights(chart_objects):
                 assert "*" not in (rule.get(field) or []), (
                     f"Role/{role['metadata']['name']}: wildcard in {field}"
                 )
-            assert not set(rule["verbs"]) & {
-                "escalate",
-                "bind",
-                "impersonate",
-                "create",
-                "delete",
-                "deletecollection",
-            }
+            forbidden = {"escalate", "bind", "impersonate", "create", "delete", "deletecollection"}
+            if role["metadata"]["name"].endswith("-pipeline-deployer") and rule["resources"] == [
+                "inferenceservices"
+            ]:
+                forbidden.discard("create")  # the first deploy creates the service; nothing deletes it
+            assert not set(rule["verbs"]) & forbidden, f"Role/{role['metadata']['name']}: {rule}"
 
 
 def test_one_service_account_per_workload_and_tokens_only_where_needed(chart_objects):
@@ -220,12 +218,10 @@ def _pod_label_sets(objects):
                 obj["metadata"]["name"],
                 obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"],
             )
-        elif obj["kind"] == "InferenceService":
-            # the labels KServe puts on predictor pods
-            yield (
-                obj["metadata"]["name"],
-                {"serving.kserve.io/inferenceservice": obj["metadata"]["name"], "component": "predictor"},
-            )
+        elif obj["kind"] == "InferenceService" or obj["metadata"]["name"].endswith("-isvc-template"):
+            # the labels KServe puts on predictor pods (the template: the service the deploy step creates)
+            name = obj["metadata"]["name"].removesuffix("-isvc-template")
+            yield name, {"serving.kserve.io/inferenceservice": name, "component": "predictor"}
 
 
 def test_default_deny_in_our_namespace(chart_objects):
@@ -306,3 +302,24 @@ def test_object_store_egress_follows_the_values(chart_default, chart_kind):
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}
     ]
     assert in_cluster["ports"] == [{"protocol": "TCP", "port": 8333}]
+
+
+def test_the_pipeline_runner_may_deploy_in_our_namespace_only(chart_kind):
+    """KFP's pipeline-runner (kubeflow) gets get/create/patch on InferenceServices here, and nothing else."""
+    (binding,) = [
+        b for b in by_kind(chart_kind, "RoleBinding") if b["metadata"]["name"].endswith("-pipeline-deployer")
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
+    ]
+    role = next(r for r in by_kind(chart_kind, "Role") if r["metadata"]["name"] == binding["roleRef"]["name"])
+    rules = {tuple(r["resources"]): r for r in role["rules"]}
+    assert rules[("inferenceservices",)]["apiGroups"] == ["serving.kserve.io"]
+    assert sorted(rules[("inferenceservices",)]["verbs"]) == ["create", "get", "patch"]
+    assert rules[("configmaps",)]["verbs"] == ["get"]
+    templates = {
+        c["metadata"]["name"]
+        for c in by_kind(chart_kind, "ConfigMap")
+        if "isvc-template" in c["metadata"]["name"]
+    }
+    assert set(rules[("configmaps",)]["resourceNames"]) == templates and templates

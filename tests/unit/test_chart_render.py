@@ -21,11 +21,13 @@ from tests.fixtures.cluster import (
     by_kind,
     deep_merge,
     helm,
+    isvc_templates,
     kube_version,
     named,
     render_objects,
     validate_kserve,
     validate_object,
+    values_file,
 )
 
 
@@ -41,8 +43,25 @@ def test_every_object_has_a_unique_kind_and_name(chart_objects):
 
 
 def test_kserve_objects_are_checked_by_the_sdk_models(chart_objects):
-    kinds = {o["kind"] for o in chart_objects}
+    objects = chart_objects + isvc_templates(chart_objects)
+    kinds = {o["kind"] for o in objects}
     assert {"InferenceService", "ClusterServingRuntime"} <= kinds & KSERVE_KINDS
+    for template in isvc_templates(chart_objects):
+        assert not validate_object(template), validate_object(template)
+
+
+def test_kind_serves_only_what_the_registry_wrote(chart_kind, chart_default):
+    """Finding 6 of issue 13: no InferenceService pointing at a path nothing writes; a template instead."""
+    assert not by_kind(chart_kind, "InferenceService")
+    (template,) = isvc_templates(chart_kind)
+    assert template["metadata"]["name"] == "loan-default"
+    assert template["spec"]["predictor"]["model"]["storageUri"] == ""
+    # with a storageUri in the values the chart serves it, and the template is the same object unfilled
+    served = copy.deepcopy(by_kind(chart_default, "InferenceService")[0])
+    (default_template,) = isvc_templates(chart_default)
+    served["spec"]["predictor"]["model"]["storageUri"] = ""
+    served["spec"]["predictor"]["model"]["env"] = default_template["spec"]["predictor"]["model"]["env"]
+    assert served == default_template
 
 
 # ------------------------------------------------------------------ contracts with the other areas
@@ -67,7 +86,7 @@ def env_of(c):
 def test_serving_runtime_runs_mlstack_serve_on_the_mounted_model(chart_default):
     runtime = by_kind(chart_default, "ClusterServingRuntime")[0]
     c = container(runtime)
-    assert c["image"].split("/")[-1].startswith("mlstack-serving:")
+    assert c["image"].split("/")[-1].startswith("mlstack:")
     assert c["args"] == ["serve", "--model", "/mnt/models", "--name", "{{.Name}}", "--port", "8080"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert set(runtime["spec"]["protocolVersions"]) == {"v1", "v2"}
@@ -217,7 +236,7 @@ def test_drift_cronjob_contract(chart_default):
     job_spec = job["spec"]["jobTemplate"]["spec"]
     assert job_spec["backoffLimit"] == 2 and job_spec["activeDeadlineSeconds"] == 900
     c = container(job)
-    assert c["image"].split("/")[-1].startswith("mlstack-monitoring:")
+    assert c["image"].split("/")[-1].startswith("mlstack:")
     args = c["args"]
     assert args[:5] == ["drift", "--model", "loan-default", "--window", "1h"]
     flags = dict(zip(args[5::2], args[6::2], strict=True))
@@ -292,12 +311,17 @@ def test_canary_analysis_is_optional_and_least_privileged(chart_default, chart_k
     job = named(chart_kind, "CronJob", "mlstack-canary-analysis-loan-default")
     c = container(job)
     assert c["command"] == ["kubectl-model"]
-    assert c["args"] == ["analyze", "loan-default", "-n", "mlstack", "--apply"]
-    (role,) = by_kind(chart_kind, "Role")
+    # report only on kind (the e2e moves the canary itself); --apply wherever canaryAnalysis.apply is on
+    assert c["args"] == ["analyze", "loan-default", "-n", "mlstack"]
+    applying = render_objects(
+        deep_merge(values_file("values-kind.yaml"), {"canaryAnalysis": {"apply": True}})
+    )
+    assert container(named(applying, "CronJob", job["metadata"]["name"]))["args"][-1] == "--apply"
+    role = named(chart_kind, "Role", "mlstack-canary-analysis")
     assert role["rules"] == [
         {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "patch"]}
     ]
-    (binding,) = by_kind(chart_kind, "RoleBinding")
+    binding = named(chart_kind, "RoleBinding", "mlstack-canary-analysis")
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "mlstack"}
@@ -340,7 +364,7 @@ def test_workload_selectors_match_their_pod_labels(chart_objects):
 
 def test_images_follow_the_registry_and_tag_values(chart_kind):
     runtime = by_kind(chart_kind, "ClusterServingRuntime")[0]
-    assert container(runtime)["image"] == "localhost:5001/mlstack-serving:dev"
+    assert container(runtime)["image"] == "localhost:5001/mlstack:dev"
     postgres = named(chart_kind, "StatefulSet", "mlstack-postgres")
     # images that name their own registry are not re-prefixed
     assert container(postgres)["image"].startswith("docker.io/library/postgres:17-bookworm@sha256:")

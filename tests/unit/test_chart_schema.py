@@ -52,19 +52,19 @@ BAD_VALUES = [
     (
         {
             "images": {
-                "serving": {
-                    "repository": "mlstack-serving",
+                "mlstack": {
+                    "repository": "mlstack",
                     "tag": "dev",
                     "digest": "sha256:abc",
                     "pullPolicy": "IfNotPresent",
                 }
             }
         },
-        "/images/serving/digest",
+        "/images/mlstack/digest",
     ),
     (
-        {"images": {"serving": {"repository": "mlstack-serving", "tag": "dev", "pullPolicy": "Sometimes"}}},
-        "/images/serving/pullPolicy",
+        {"images": {"mlstack": {"repository": "mlstack", "tag": "dev", "pullPolicy": "Sometimes"}}},
+        "/images/mlstack/pullPolicy",
     ),
     (
         {"mlflow": {"auth": {"secretName": "mlstack-mlflow-auth", "defaultPermission": "ADMIN"}}},
