@@ -21,8 +21,7 @@ from tests.fixtures.kube_tools import ROOT
 def api(control_plane):
     with httpx.Client(
         base_url=control_plane.server,
-        verify=str(control_plane.pki.ca_cert),
-        cert=(str(control_plane.pki.admin_cert), str(control_plane.pki.admin_key)),
+        verify=control_plane.admin_tls(),
         params={"fieldValidation": "Strict"},
         timeout=30,
     ) as client:
