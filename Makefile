@@ -16,6 +16,8 @@ PY := $(VENV)/bin/python
 # Debian packages the tests start for real (promtool, Pushgateway, PostgreSQL, headless Chromium, load generators)
 APT_PACKAGES := prometheus prometheus-pushgateway postgresql chromium wrk hey
 PYTEST_ARGS ?=
+# Go builds the control-plane test tools (make test-tools); empty when go is not on PATH
+GO ?= $(shell command -v go 2>/dev/null)
 
 ##@ General
 
@@ -51,7 +53,7 @@ system-deps: ## Install the Debian packages the tests use (skipped when all are 
 	fi
 
 .PHONY: test
-test: setup ## Run unit and integration tests (installs everything it needs first)
+test: setup $(if $(GO),test-tools) ## Run unit and integration tests (installs everything it needs first; builds the test tools when Go is on PATH)
 	$(PY) -m pytest -m "not e2e" --durations=25 $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -89,7 +91,6 @@ clean: ## Remove local state (MLSTACK_HOME) and build outputs (keeps .venv)
 # nothing (and Go's build cache makes a rebuild after `make clean-test-tools` quick).
 # `make test` builds them when `go` is on PATH; without Go the tests that need them skip, saying why.
 include manifests/versions.env
-GO ?= $(shell command -v go 2>/dev/null)
 GO_BUILD = cd $(1) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags '-s -w $(2)' -o $@
 K8S_VERSION_PARTS := $(subst ., ,$(KUBERNETES_VERSION))
 # what Kubernetes' hack/lib/version.sh stamps (k8s.io/kubernetes v1.34.0); helm's Makefile does the

@@ -21,6 +21,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.cluster",
     "tests.fixtures.batch",
     "tests.fixtures.control_plane",
+    "tests.fixtures.platform_apply",
 ]
 
 

@@ -1,7 +1,7 @@
 """The pipeline's deploy step: the registered version served through the real KServe SDK client.
 
-Against the loopback API (``tests/fixtures/kube_fake.py``, which stands for the API server and
-KServe's controller): the first deploy creates the InferenceService from the chart's own rendered
+Against the real kube-apiserver holding KServe's CRD (``kube_api``: tests/fixtures/kserve_api.py,
+where only KServe's controller is a stand-in, writing status): the first deploy creates the InferenceService from the chart's own rendered
 template ConfigMap, a later version starts a canary, the served version is a no-op.
 """
 

@@ -8,7 +8,7 @@ import yaml
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
 from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
-from tests.fixtures.kube_fake import FakeKServe, base_isvc
+from tests.fixtures.kserve_standin import FakeKServe, base_isvc
 
 ALIASES = {"champion": "1", "challenger": "2"}
 
