@@ -19,6 +19,7 @@ An alert expression must return data in one of two phases: before any drift job 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -105,8 +106,9 @@ def drift_result(version: str, status: str) -> dict:
 
 
 def v1_body(rows) -> dict:
+    """A v1 request of ``rows`` as objects (missing values as null, numbers as JSON numbers)."""
     features = generator.loan_contract().feature_names
-    return {"instances": [{name: row[name] for name in features} for _, row in rows.iterrows()]}
+    return {"instances": json.loads(rows[features].to_json(orient="records"))}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
     tmp = tmp_path_factory.mktemp("promql")
     stoppers = []
     try:
-        predictor = start_predictor(model_dir, "lean", tmp, name=MODEL)
+        predictor = start_predictor(model_dir, "lean", tmp, name=MODEL, timeout=600)
         stoppers.append(predictor.stop)
         flaky_port = free_port()
         flaky = subprocess.Popen(
@@ -133,7 +135,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         )
         stoppers.append(lambda: _stop(flaky))
         flaky_url = f"http://127.0.0.1:{flaky_port}"
-        wait_for_http(f"{flaky_url}/v2/health/ready", timeout=120, process=flaky)
+        wait_for_http(f"{flaky_url}/v2/health/ready", timeout=600, process=flaky)
         primary = start_queue_proxy(
             knative_queue_metrics_bin, predictor.url, NAMESPACE, SERVICE, PRIMARY, tmp / "qp1.log"
         )

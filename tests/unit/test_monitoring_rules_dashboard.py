@@ -95,15 +95,15 @@ def _pushed_names() -> set[str]:
 
 
 def _serving_metric_names() -> set[str]:
-    """Series names the predictor itself exports (its collectors' samples)."""
+    """Series names the predictor's registered collectors expose (a labelled family has no samples
+    until used, so the names come from each family's type)."""
     from prometheus_client import REGISTRY
 
-    import serving.app  # noqa: F401  (registers every predictor collector)
+    import serving.app  # noqa: F401  (registers every predictor collector, KServe's histograms too)
 
-    return {sample.name for family in REGISTRY.collect() for sample in family.samples} | {
-        f"{name}{suffix}"
-        for name in ("request_preprocess_seconds", "request_predict_seconds", "request_postprocess_seconds")
-        for suffix in ("_bucket", "_count", "_sum")
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    return {
+        family.name + suffix for family in REGISTRY.collect() for suffix in suffixes.get(family.type, ("",))
     }
 
 
