@@ -66,7 +66,8 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
         return None
 
     for protocol in ("v1", "v2"):  # the series exist from the start, so increase() counts every request
-        metrics.RESPONSES.labels(name, version, protocol, "200")
+        for code in ("200", "500"):
+            metrics.RESPONSES.labels(name, version, protocol, code)
 
     async def infer(request: Request, protocol: str) -> Response:
         """Answer one inference request and count the answer by status code (an exception counts 500)."""
