@@ -227,7 +227,9 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
 
         with ThreadPoolExecutor(10) as pool:
             codes = list(pool.map(to_canary, range(CANARY_REQUESTS)))
-        assert codes.count(500) == CANARY_REQUESTS // 5, codes
+        # the model fails every 5th predict call it sees (KServe may call it for more than our requests)
+        assert set(codes) <= {200, 500} and 0.1 < codes.count(500) / len(codes) < 0.3, codes
+        failed_share = codes.count(500) / len(codes)
 
         now = time.time()
         job = DriftConfig().push_job  # the drift job's default Pushgateway job
@@ -237,7 +239,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         wait_until(url, "sum(kn_serving_invocation_duration_seconds_count)", 205)
         wait_until(url, "count(mlstack_drift_rows)", 2)
         time.sleep(3)  # a few more scrapes, so every rate() has samples after the traffic
-        yield {"url": url, "before": before, "tmp": tmp}
+        yield {"url": url, "before": before, "tmp": tmp, "failed_share": failed_share}
     finally:
         for stop in reversed(stoppers):
             stop()
@@ -306,7 +308,7 @@ def test_canary_analysis_reads_both_revisions(stack):
     assert 0.8 * PRIMARY_REQUESTS <= primary.requests <= 1.5 * (PRIMARY_REQUESTS + BAD_REQUESTS)
     assert primary.errors == 0
     assert 0.5 * CANARY_REQUESTS <= canary.requests <= 1.5 * CANARY_REQUESTS
-    assert abs(canary.errors / canary.requests - 0.2) < 0.05
+    assert abs(canary.errors / canary.requests - stack["failed_share"]) < 0.05
     # a fifth of the canary's requests spend 0.6 s in predict: its p95 is above 0.5 s, above the primary's
     assert canary.p95_ms > 500 and primary.p95_ms < canary.p95_ms
 
