@@ -65,7 +65,21 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
             return _error(404, "model_name", "model_not_found", f"Model with name {asked} does not exist.")
         return None
 
+    for protocol in ("v1", "v2"):  # the series exist from the start, so increase() counts every request
+        for code in ("200", "500"):
+            metrics.RESPONSES.labels(name, version, protocol, code)
+
     async def infer(request: Request, protocol: str) -> Response:
+        """Answer one inference request and count the answer by status code (an exception counts 500)."""
+        try:
+            response = await answer(request, protocol)
+        except Exception:
+            metrics.RESPONSES.labels(name, version, protocol, "500").inc()
+            raise
+        metrics.RESPONSES.labels(name, version, protocol, str(response.status_code)).inc()
+        return response
+
+    async def answer(request: Request, protocol: str) -> Response:
         missing = check_name(request)
         if missing is not None:
             return missing

@@ -18,6 +18,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
     "tests.fixtures.canary",
+    "tests.fixtures.knative_metrics",
     "tests.fixtures.cluster",
     "tests.fixtures.batch",
     "tests.fixtures.control_plane",

@@ -109,6 +109,13 @@ class DriftConfig(BaseModel):
     push_job: str = "mlstack_drift"
 
 
+# the revision a queue-proxy series belongs to: its scrape target's target_info (OTel resource attributes)
+_ON_REVISION = (
+    " * on (job, instance) group_left (kn_revision_name)"
+    ' target_info{k8s_namespace_name="$namespace",kn_revision_name="$revision"}'
+)
+
+
 class CanaryConfig(BaseModel):
     """Canary rollout and analysis: traffic share, sample floors, verdict thresholds, data sources."""
 
@@ -130,19 +137,25 @@ class CanaryConfig(BaseModel):
     method: Literal["sequential", "fixed"] = "sequential"
     prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
     prometheus_timeout: float = Field(10.0, gt=0)
-    # PromQL per revision; $namespace, $revision and $window are substituted. Defaults: Knative
-    # queue-proxy metrics (revision_app_request_*). Knative >= 1.19 exports OpenTelemetry names
-    # instead; override these three queries to match what your Prometheus scrapes.
-    requests_query: str = 'sum(increase(revision_app_request_count{namespace_name="$namespace",revision_name="$revision"}[$window]))'
+    # PromQL per revision; $namespace, $revision and $window are substituted. The vocabulary is the one
+    # Knative 1.21's queue-proxy exports (config-observability request-metrics-protocol: prometheus):
+    # kn_serving_invocation_duration_seconds (labels: http_response_status_code only); the revision's
+    # name and namespace exist only on the target's target_info series, hence the join. Upstream
+    # files for every name: monitoring/README.md. The chart passes these defaults through unchanged.
+    requests_query: str = (
+        "sum(increase(kn_serving_invocation_duration_seconds_count[$window])" + _ON_REVISION + ")"
+    )
     errors_query: str = (
-        "sum(increase(revision_app_request_count"
-        '{namespace_name="$namespace",revision_name="$revision",response_code_class="5xx"}[$window]))'
+        'sum(increase(kn_serving_invocation_duration_seconds_count{http_response_status_code=~"5.."}[$window])'
+        + _ON_REVISION
+        + ")"
     )
     p95_query: str = (
-        "histogram_quantile(0.95, sum by (le) (rate(revision_app_request_latencies_bucket"
-        '{namespace_name="$namespace",revision_name="$revision"}[$window])))'
+        "histogram_quantile(0.95, sum by (le) (rate(kn_serving_invocation_duration_seconds_bucket[$window])"
+        + _ON_REVISION
+        + "))"
     )
-    p95_query_unit_ms: float = Field(1.0, gt=0)  # multiply the p95 query result by this to get ms
+    p95_query_unit_ms: float = Field(1000.0, gt=0)  # the p95 query answers in seconds; x this = ms
     report_dir: str | None = None  # default: <home>/canary
     schedule: str = "*/10 * * * *"
     # the training pipeline's deploy step: start a canary of each registered version when on
