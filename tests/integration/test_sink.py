@@ -103,7 +103,7 @@ def test_pairs_dedup_feedback_and_refusals(tmp_path):
     kept = [orjson.loads(line) for path in unpaired for line in path.read_bytes().splitlines()]
     assert [(e["id"], e["kind"], e["reason"]) for e in kept] == [("req-00500", "request", "no_partner")]
     assert sorted(window["model_version"].unique()) == ["1", "2"]
-    assert window.set_index("request_id").loc["req-00001", "label"] == 1
+    assert window.set_index("request_id").loc["req-00001", "label"] == "1"
     assert window.set_index("request_id").loc["req-00005", "age"] == ROWS.iloc[5]["age"]
     assert len(_raw_prediction_rows(store)) == 30  # stored once, not deduplicated by the reader
     partitions = {p.name for p in (tmp_path / "store" / "predictions" / "inference_service=loans").iterdir()}
@@ -156,7 +156,7 @@ def test_s3_store(tmp_path, moto, monkeypatch):
         monkeypatch.setenv(key, value)
     window = load_window(store, "loans")
     assert sorted(window["request_id"]) == [f"req-{i:05d}" for i in range(10)]
-    assert window.set_index("request_id").loc["req-00003", "label"] == 1
+    assert window.set_index("request_id").loc["req-00003", "label"] == "1"
 
 
 def test_sigkill_mid_stream_loses_and_repeats_nothing(tmp_path):
