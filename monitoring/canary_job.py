@@ -30,7 +30,9 @@ def _target(model: str, version: str) -> Target | None:
     try:
         return registered_contract(model, str(version)).target
     except Exception as exc:  # no registry, or a version registered without mlstack metadata
-        log.warning("no contract for %s version %s (%s): only 0/1 and true/false labels count", model, version, exc)
+        log.warning(
+            "no contract for %s version %s (%s): only 0/1 and true/false labels count", model, version, exc
+        )
         return None
 
 
@@ -61,7 +63,9 @@ def analyze_service(
         canary_metrics = revision_metrics(config, namespace, canary_revision, seconds)
     primary_target, canary_target = _target(name, primary_version), _target(name, canary_version)
     analysis = analyze(
-        Variant("primary", str(primary_version), primary_revision, primary_rows, primary_metrics, primary_target),
+        Variant(
+            "primary", str(primary_version), primary_revision, primary_rows, primary_metrics, primary_target
+        ),
         Variant("canary", str(canary_version), canary_revision, canary_rows, canary_metrics, canary_target),
         config,
         context={

@@ -70,6 +70,15 @@ def seeded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame.iloc[picked]
 
 
+def empty_features(reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract) -> list[str]:
+    """Features with no value at all on one side (100% missing): no distribution to compare."""
+    return [
+        name
+        for name in contract.feature_names
+        if any(name not in frame.columns or frame[name].isna().all() for frame in (reference, current))
+    ]
+
+
 def missing_shares(frame: pd.DataFrame, features: list[str]) -> dict[str, float]:
     """Share of missing values per feature (1.0 for an absent column)."""
     if frame.empty:

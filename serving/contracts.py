@@ -30,7 +30,9 @@ def registry_lookup(name: str, version: str) -> DataContract:
 class ContractCache:
     """``get(model, version)`` → the contract or None, calling ``lookup`` at most once per retry period."""
 
-    def __init__(self, lookup: Lookup | None = registry_lookup, retry_seconds: float = 60.0, max_entries: int = 1024):
+    def __init__(
+        self, lookup: Lookup | None = registry_lookup, retry_seconds: float = 60.0, max_entries: int = 1024
+    ):
         self.lookup = lookup
         self.retry_seconds = retry_seconds
         self.max_entries = max_entries
@@ -50,7 +52,9 @@ class ContractCache:
         try:
             contract = self.lookup(model, version)
         except Exception as exc:  # the registry is an outside service: any failure is a miss
-            log.warning("no contract for %s version %s (%s); rows keep their given names", model, version, exc)
+            log.warning(
+                "no contract for %s version %s (%s); rows keep their given names", model, version, exc
+            )
             with self._lock:
                 if len(self._misses) >= self.max_entries:
                     self._misses.clear()

@@ -129,7 +129,9 @@ def parse_event(
         kind = "response"
     else:
         raise EventError(
-            "ce-type", "unknown_type", f"ce-type {ce_type[:200]!r} is neither {REQUEST_TYPE} nor {RESPONSE_TYPE}"
+            "ce-type",
+            "unknown_type",
+            f"ce-type {ce_type[:200]!r} is neither {REQUEST_TYPE} nor {RESPONSE_TYPE}",
         )
     event_id = headers["ce-id"]
     if len(event_id) > 256:
@@ -158,17 +160,23 @@ def parse_event(
     if kind == "response":
         if not ({"predictions", "outputs", "error"} & payload.keys()):
             raise EventError(
-                "body", "unknown_payload", "a response body needs 'predictions' (v1), 'outputs' (v2) or 'error'"
+                "body",
+                "unknown_payload",
+                "a response body needs 'predictions' (v1), 'outputs' (v2) or 'error'",
             )
         version = payload.get("model_version")
         if version is not None:
             try:
-                names.check_version(str(version) if isinstance(version, int) else version, "body.model_version")
+                names.check_version(
+                    str(version) if isinstance(version, int) else version, "body.model_version"
+                )
             except names.NameError_ as exc:
                 raise EventError(exc.field, "invalid_name", exc.message) from None
         model_name = payload.get("model_name")
         if model_name is not None and (not isinstance(model_name, str) or len(model_name) > 253):
-            raise EventError("body.model_name", "wrong_type", "model_name must be a string of at most 253 characters")
+            raise EventError(
+                "body.model_name", "wrong_type", "model_name must be a string of at most 253 characters"
+            )
     return Event(
         id=event_id,
         kind=kind,
@@ -253,9 +261,9 @@ def type_value(value: Any, feature: Feature) -> tuple[Any, bool]:
         if isinstance(value, bool):
             return ("True" if value else "False"), False
         if isinstance(value, str | int | float):
-            return (value.capitalize() if feature.type == "boolean" else value) if isinstance(value, str) else str(
-                value
-            ), False
+            return (value.capitalize() if feature.type == "boolean" else value) if isinstance(
+                value, str
+            ) else str(value), False
         return None, True
     if isinstance(value, str):
         try:

@@ -345,7 +345,9 @@ def parse_unnamed(body: Any, max_rows: int) -> ParsedRequest:
         return ParsedRequest(columns, len(instances), _want_probabilities(body))
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise RequestError("inputs", "missing_field", "the request body needs 'instances' or a non-empty 'inputs'")
+        raise RequestError(
+            "inputs", "missing_field", "the request body needs 'instances' or a non-empty 'inputs'"
+        )
     tensors = [_v2_tensor(tensor, i) for i, tensor in enumerate(inputs)]
     if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][1][1] != 1:
         name, shape, data = tensors[0]

@@ -214,7 +214,11 @@ class Sink:
         m.PENDING_BYTES.set(self.pending_bytes)
 
     def _dead_letter(self, events: list[Event], reason: str, folder: str = "unpaired") -> None:
-        (m.QUARANTINED.inc(len(events)) if folder == "quarantine" else m.UNPAIRED.labels(reason).inc(len(events)))
+        (
+            m.QUARANTINED.inc(len(events))
+            if folder == "quarantine"
+            else m.UNPAIRED.labels(reason).inc(len(events))
+        )
         for event in events:
             self.dead.append(event.to_record() | {"reason": reason, "folder": folder})
 
@@ -281,7 +285,9 @@ class Sink:
                 self.ready_rows = sum(max(instance_count(r.body), 1) for _, r, _ in self.ready)
                 self.dead = dead + self.dead
                 stored = await asyncio.to_thread(self._already_stored, ids)
-                self.wal.mark_done(sorted(stored), intent, origins=self.origins)  # never repeat a partial write
+                self.wal.mark_done(
+                    sorted(stored), intent, origins=self.origins
+                )  # never repeat a partial write
                 self.done.update(dict.fromkeys(stored, time.time()))
                 self.ready = [p for p in self.ready if p[0] not in stored]
                 self.dead = [r for r in self.dead if r["id"] not in stored]
@@ -347,7 +353,9 @@ class Sink:
                         kept += self._records(pair, reason, "quarantine")
                         m.QUARANTINED.inc(2)
         for folder in ("unpaired", "quarantine"):
-            records = [{k: v for k, v in r.items() if k != "folder"} for r in kept if r.get("folder") == folder]
+            records = [
+                {k: v for k, v in r.items() if k != "folder"} for r in kept if r.get("folder") == folder
+            ]
             payload.write_records(self.store, folder, records)
         return written
 

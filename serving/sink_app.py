@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from datetime import UTC, datetime
 
 import orjson
@@ -126,7 +127,9 @@ def build_sink_app(
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_event_bytes:
-                raise EventError("body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413)
+                raise EventError(
+                    "body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413
+                )
         return bytes(body)
 
     async def receive_event(request: Request) -> Response:
@@ -138,7 +141,9 @@ def build_sink_app(
             status = await sink.accept(event)
         except Backpressure as exc:
             m.REJECTED.labels("backpressure").inc()
-            return error_response(503, "server", "backpressure", str(exc), {"Retry-After": RETRY_AFTER_SECONDS})
+            return error_response(
+                503, "server", "backpressure", str(exc), {"Retry-After": RETRY_AFTER_SECONDS}
+            )
         except OSError as exc:
             m.REJECTED.labels("wal_write").inc()
             return error_response(
@@ -171,7 +176,9 @@ def build_sink_app(
     async def healthz(_request: Request) -> Response:
         body = {"pending": len(sink.pending), "ready_rows": sink.ready_rows}
         if sink.flush_error is not None:
-            return json_response(503, {"status": "not_ready", "reason": f"flushes fail: {sink.flush_error}"} | body)
+            return json_response(
+                503, {"status": "not_ready", "reason": f"flushes fail: {sink.flush_error}"} | body
+            )
         return json_response(200, {"status": "ok"} | body)
 
     async def metrics(_request: Request) -> Response:
@@ -205,11 +212,22 @@ def build_sink_app(
 
 def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
     """The sink app as ``mlstack sink`` runs it: settings' limits, contracts from the configured registry."""
-    from mlstack.core.registry import configure
-    from serving.contracts import ContractCache
+    from serving.contracts import ContractCache, registry_lookup
 
     cfg = settings.sink
-    configure(settings)  # the registry the contracts come from
+    configured = []
+
+    def lookup(name: str, version: str):
+        uri = settings.resolved_tracking_uri
+        if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
+            raise LookupError(f"no registry at {uri}")  # an absent SQLite registry holds no model
+        if not configured:  # MLflow is imported on the first lookup (in a flush thread), not at start
+            from mlstack.core.registry import configure
+
+            configure(settings)
+            configured.append(True)
+        return registry_lookup(name, version)
+
     sink = Sink(
         store,
         wal_dir,
@@ -217,7 +235,7 @@ def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
         cfg.flush_seconds,
         cfg.pair_timeout_seconds,
         cfg.dedup_hours * 3600,
-        contracts=ContractCache(retry_seconds=cfg.contract_retry_seconds),
+        contracts=ContractCache(lookup, retry_seconds=cfg.contract_retry_seconds),
         max_pending_bytes=cfg.max_pending_bytes,
     )
     window = TimeWindow(cfg.max_event_age_hours * 3600, cfg.max_future_seconds)

@@ -12,12 +12,16 @@ QUARANTINED = Counter(
     "mlstack_sink_quarantined_events", "Events of pairs a flush could not store, kept under quarantine/"
 )
 INVALID_VALUES = Counter(
-    "mlstack_sink_invalid_values", "Feature values the contract could not take, stored as missing", ["feature"]
+    "mlstack_sink_invalid_values",
+    "Feature values the contract could not take, stored as missing",
+    ["feature"],
 )
 TIME_REPLACED = Counter(
     "mlstack_sink_time_replaced", "Events whose ce-time was outside the sane window and replaced"
 )
-FEEDBACK = Counter("mlstack_sink_feedback", "Feedback labels stored, by outcome (stored, orphan)", ["outcome"])
+FEEDBACK = Counter(
+    "mlstack_sink_feedback", "Feedback labels stored, by outcome (stored, orphan)", ["outcome"]
+)
 FLUSH_FAILURES = Counter("mlstack_sink_flush_failures", "Flushes that failed (the events stay in the WAL)")
 FLUSH_SECONDS = Histogram("mlstack_sink_flush_seconds", "Time to write one flush to the store")
 PENDING = Gauge("mlstack_sink_pending_events", "Accepted events waiting for their partner")

@@ -207,7 +207,9 @@ class WriteAheadLog:
             origins = origins if origins is not None else {}
             handle.write(
                 "".join(
-                    f"{event_id} {stamp:.0f}" + (f" {origins[event_id]}" if event_id in origins else "") + "\n"
+                    f"{event_id} {stamp:.0f}"
+                    + (f" {origins[event_id]}" if event_id in origins else "")
+                    + "\n"
                     for event_id, stamp in kept.items()
                 ).encode()
             )
