@@ -87,8 +87,8 @@ def check_feedback(sink: Sink, items: list[dict]) -> tuple[list[dict], list[dict
         model, version, rows = origin
         contract = sink.contracts.get(model, version)
         problem = label_problem(item["label"], contract.target if contract else None)
-        if problem and contract is None and isinstance(item["label"], str):
-            problem = None  # the target is unknown: keep the text, readers map it by the contract
+        if problem and contract is None:
+            problem += " (the model's contract could not be read from the registry)"
         if problem:
             raise EventError(f"[{i}].label", "invalid_label", f"{model} version {version}: {problem}")
         if rows and item["row_index"] >= rows:

@@ -86,7 +86,10 @@ def test_pairs_dedup_feedback_and_refusals(tmp_path):
             mismatch = client.post(sink.url, headers=response_headers, content=b'{"predictions": [1]}')
             assert mismatch.status_code == 200
             request_headers, _ = _event(500, "request")
-            assert client.post(sink.url, headers=request_headers, content=b'{"instances": [[1]]}').status_code == 200
+            assert (
+                client.post(sink.url, headers=request_headers, content=b'{"instances": [[1]]}').status_code
+                == 200
+            )
             fb = client.post(
                 f"{sink.url}/feedback",
                 json=[{"request_id": "req-00001", "label": 1}, {"request_id": "req-00002", "label": 0}],

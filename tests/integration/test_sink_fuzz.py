@@ -49,7 +49,11 @@ HOSTILE_TIMES = [
 ]
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | printable,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | printable,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(printable, inner, max_size=4),
     max_leaves=12,
 )

@@ -132,7 +132,7 @@ def test_finding_5_waiting_halves_are_capped_and_disagreeing_pairs_kept(tmp_path
     store = str(tmp_path / "store")
     env = {"MLSTACK_SINK__MAX_PENDING_BYTES": str(1_000_000)}
     sink = start_sink(store, tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
-    big = orjson.dumps({"instances": [[1.0] * 12_000]})  # ~100 kB each
+    big = orjson.dumps({"instances": [[1.0]] * 20_000})  # ~120 kB each
     statuses = []
     try:
         with httpx.Client(timeout=60) as client:

@@ -166,3 +166,43 @@ def test_mixed_label_types_across_partitions_read_back(tmp_path):
         payload.write_feedback(store, frame)
     feedback = payload.read_partitioned(str(tmp_path / "feedback"), ["date"])
     assert sorted(feedback["label"]) == ["1", "malignant", "true"]
+
+
+class Crash(BaseException):
+    """Stands for the process dying (SIGKILL) at one exact line: nothing after it runs."""
+
+
+def test_a_crash_between_the_store_write_and_mark_done_repeats_nothing(tmp_path, monkeypatch):
+    store, wal = str(tmp_path / "store"), str(tmp_path / "wal")
+    row = {k: (None if v != v else v) for k, v in generate(1, seed=4)[CONTRACT.feature_names].iloc[0].items()}
+
+    async def first_life():
+        sink = Sink(store, wal)
+        for ce_id in ("c1", "c2"):
+            await sink.accept(_event(ce_id, "request", {"instances": [row]}))
+            await sink.accept(_event(ce_id, "response", {"predictions": [1], "model_version": "3"}))
+
+        def crash(*_args, **_kwargs):
+            raise Crash
+
+        monkeypatch.setattr(sink.wal, "mark_done", crash)
+        with pytest.raises(Crash):
+            await sink.flush()  # the Parquet is written, done.ids is not
+
+    asyncio.run(first_life())
+    assert len(payload.load_window(store, "loans")) == 2
+    assert list((tmp_path / "wal").glob("intent-*.json"))  # the flush's intent survived the crash
+    monkeypatch.undo()
+
+    async def second_life():
+        sink = Sink(store, wal)
+        assert sink.recover() == 0  # the intent's ids are found in the store: nothing replayed
+        assert set(sink.done) == {"c1", "c2"}
+        assert await sink.accept(_event("c1", "request", {"instances": [row]})) == "duplicate"
+        assert await sink.flush() == 0
+        sink.close()
+
+    asyncio.run(second_life())
+    raw = payload.read_partitioned(str(tmp_path / "store" / "predictions"), ["inference_service"])
+    assert sorted(raw["request_id"]) == ["c1", "c2"]  # each stored exactly once
+    assert not list((tmp_path / "wal").glob("intent-*.json"))
