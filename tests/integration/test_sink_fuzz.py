@@ -99,6 +99,8 @@ def hostile_event(draw) -> tuple[dict, bytes]:
     }
     if draw(st.booleans()):
         headers["ce-time"] = draw(st.sampled_from(HOSTILE_TIMES) | printable)
+    # HTTP itself (h11, client side) refuses values with surrounding whitespace: no server sees those
+    headers = {k: v.strip() for k, v in headers.items()}
     body = draw(
         st.sampled_from([b"", b"{", b"[1]", b"\xff\xfe"])
         | json_values.map(lambda v: orjson.dumps(v))
