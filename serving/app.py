@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from mlstack.core.model import LoadedModel
 from serving import metrics
+from serving.http_errors import error_response, json_response
 from serving.predictor import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
 from serving.runtime import Scorer, fast_sklearn
@@ -32,12 +33,8 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-def _error(status: int, field: str, rule: str, message: str) -> Response:
-    return _json(status, {"error": message, "field": field, "rule": rule})
+_json = json_response
+_error = error_response
 
 
 def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: int = 8 * 1024 * 1024):

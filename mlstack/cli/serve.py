@@ -100,18 +100,14 @@ def sink_cmd(
     """Receive KServe logger CloudEvents and store request/response pairs as partitioned Parquet."""
     import uvicorn
 
-    from serving.sink import Sink
-    from serving.sink_app import build_sink_app
+    from serving.sink_app import app_from_settings
 
     settings = settings_from(config)
     cfg = settings.sink
     wal = wal_dir or cfg.wal_dir or str(settings.resolved_home / "sink-wal")
-    sink = Sink(
-        store, wal, cfg.flush_rows, cfg.flush_seconds, cfg.pair_timeout_seconds, cfg.dedup_hours * 3600
-    )
     log.info("sink storing to %s, WAL in %s", store, wal)
     uvicorn.run(
-        build_sink_app(sink, cfg.max_event_bytes),
+        app_from_settings(settings, store, wal),
         host=host or cfg.host,
         port=port or cfg.port,
         access_log=False,

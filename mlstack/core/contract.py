@@ -39,8 +39,15 @@ class Feature(BaseModel):
 
 
 class Target(BaseModel):
+    """The label column: which raw value is the positive class, and (optionally) both classes.
+
+    ``classes`` lets a label such as ``"benign"`` be read as the negative class; without it only the
+    positive value, 0/1 and true/false can be mapped (``mlstack.core.labels``).
+    """
+
     name: str
     positive: str | int | bool = 1
+    classes: list[str | int | bool] | None = None
 
 
 class DataContract(BaseModel):
@@ -158,8 +165,12 @@ def infer_contract(
     if not features:
         raise ContractError("no feature columns left after removing the target and id columns")
     positive = _infer_positive(df[target])
+    classes = [v.item() if hasattr(v, "item") else v for v in df[target].dropna().unique().tolist()]
     return DataContract(
-        name=name, id_column=id_column, target=Target(name=target, positive=positive), features=features
+        name=name,
+        id_column=id_column,
+        target=Target(name=target, positive=positive, classes=sorted(classes, key=str)),
+        features=features,
     )
 
 

@@ -71,6 +71,12 @@ class SinkConfig(BaseModel):
     pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
     dedup_hours: float = Field(24.0, gt=0)  # a stored ce-id is refused again for this long, then forgotten
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # halves waiting for their partner may hold this many bytes; beyond it: 503 + Retry-After
+    max_pending_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    # a ce-time older than this or later than max_future_seconds is replaced by the receive time
+    max_event_age_hours: float = Field(168.0, gt=0)
+    max_future_seconds: float = Field(300.0, ge=0)
+    contract_retry_seconds: float = Field(60.0, ge=0)  # how long a registry miss is remembered
 
 
 class DriftConfig(BaseModel):
