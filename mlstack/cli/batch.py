@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json, settings_from
+from mlstack.cli.common import ConfigOption, print_json, settings_from
 from mlstack.core import registry, storage
 from mlstack.core.data import DataError
 from mlstack.core.errors import UsageError
@@ -39,9 +39,6 @@ ChunkOption = Annotated[
         min=1,
         help="Rows per chunk; memory grows with it (default: settings batch.chunk_rows).",
     ),
-]
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="Settings YAML (default: $MLSTACK_CONFIG).")
 ]
 
 

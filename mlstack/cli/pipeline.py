@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json
+from mlstack.cli.common import ConfigOption, print_json
 from mlstack.core.errors import CheckFailed
 from mlstack.core.settings import load_settings
 
@@ -15,23 +15,16 @@ app = typer.Typer(
     help="The training pipeline: run locally, compile, submit to Kubeflow.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="Settings YAML (default: pipelines/config/training.yaml, or $MLSTACK_CONFIG)."
-    ),
-]
 ContractOption = Annotated[
     Path | None, typer.Option("--contract", help="Data contract YAML (default: the generator's contract).")
 ]
 
 
-def _settings(config: Path | None):
-    import os
-
+def _settings(config: str | None):
+    """The user file (--config or $MLSTACK_CONFIG) overlaid on the shipped training.yaml, key by key."""
     from pipelines.training_run import DEFAULT_CONFIG
 
-    return load_settings(config or (None if os.environ.get("MLSTACK_CONFIG") else DEFAULT_CONFIG))
+    return load_settings(config, shipped=DEFAULT_CONFIG)
 
 
 @app.command("run")

@@ -9,14 +9,11 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import settings_from
+from mlstack.cli.common import ConfigOption, settings_from
 from mlstack.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="Settings YAML (default $MLSTACK_CONFIG).")
-]
 
 
 def serve_cmd(
