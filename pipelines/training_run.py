@@ -13,7 +13,7 @@ from mlstack.core.contract import DataContract
 from mlstack.core.errors import UsageError
 from mlstack.core.registry import ensure_experiment
 from mlstack.core.settings import Settings
-from pipelines.local import run_local
+from pipelines.local import home_lock, run_local
 from pipelines.submit import compile_pipeline, submit
 from pipelines.training import PIPELINE_NAME, training_pipeline
 
@@ -53,6 +53,12 @@ def default_data(settings: Settings, rows: int = 50_000, seed: int = 0) -> str:
 
 def pipeline_arguments(settings: Settings, data_uri: str, contract: DataContract, tracking_uri: str) -> dict:
     """The pipeline's parameters; everything the run depends on is passed, nothing read from the machine."""
+    from components.evaluate import slice_feature_for
+
+    try:  # a config that does not fit the contract is bad usage, found before any step runs
+        slice_feature_for(contract, settings.training.slice_feature)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     return {
         "data_uri": data_uri,
         "contract_yaml": contract.to_yaml(),
@@ -82,10 +88,11 @@ def run_training_locally(
             "--data needs --contract (draft one with: mlstack data infer-contract DATA --target COL --out contract.yaml)"
         )
     contract = load_contract(contract_path)
-    data_uri = data_uri or default_data(settings)
-    ensure_experiment(settings)
-    arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)
-    return json.loads(run_local(training_pipeline, arguments, settings.resolved_home, show_progress))
+    with home_lock(settings.resolved_home):  # concurrent runs on one home take turns
+        data_uri = data_uri or default_data(settings)
+        arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)
+        ensure_experiment(settings)
+        return json.loads(run_local(training_pipeline, arguments, settings.resolved_home, show_progress))
 
 
 def compile_training(out_dir: Path) -> Path:

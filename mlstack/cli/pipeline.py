@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mlstack.cli.common import ConfigOption, print_json
-from mlstack.core.errors import CheckFailed
+from mlstack.core.errors import CheckFailed, MlstackError, UsageError
 from mlstack.core.settings import load_settings
 
 app = typer.Typer(
@@ -45,17 +45,20 @@ def run_cmd(
     """Run ingest → validate → train → evaluate → gate → register; exit 1 when validation or a gate fails."""
     from pipelines.training_run import run_training_locally
 
-    if not local:
-        typer.echo(
-            "error: only --local runs here; use 'mlstack pipeline submit --host URL' for Kubeflow", err=True
-        )
-        raise typer.Exit(2)
-    settings = _settings(config)
-    if not as_json:
-        typer.echo(
-            f"training {settings.training.model_name} (MLflow: {settings.resolved_tracking_uri})", err=True
-        )
-    result = run_training_locally(settings, data, contract, show_progress=not as_json)
+    try:
+        if not local:
+            raise UsageError("only --local runs here; use 'mlstack pipeline submit --host URL' for Kubeflow")
+        settings = _settings(config)
+        if not as_json:
+            typer.echo(
+                f"training {settings.training.model_name} (MLflow: {settings.resolved_tracking_uri})",
+                err=True,
+            )
+        result = run_training_locally(settings, data, contract, show_progress=not as_json)
+    except MlstackError as exc:
+        if as_json:  # the promise: exactly one JSON object on stdout, on failure too
+            print_json({"error": str(exc), "exit_code": exc.exit_code})
+        raise
     if as_json:
         print_json(result)
     else:

@@ -15,7 +15,6 @@ from mlstack.core.errors import UsageError
 log = logging.getLogger(__name__)
 
 
-
 def serve_cmd(
     name: Annotated[
         str, typer.Option("--name", help="Model name in the URL paths (the InferenceService name).")

@@ -210,9 +210,7 @@ class Settings(BaseSettings):
         "auto", description="auto: text on a terminal, JSON lines otherwise."
     )
     debug: bool = Field(False, description="Show the traceback of an unexpected error.")
-    allow_default_contract: bool = Field(
-        False, description="Let --data run with the generator's contract."
-    )
+    allow_default_contract: bool = Field(False, description="Let --data run with the generator's contract.")
     git_commit: str | None = Field(None, description="Lineage commit (default: git rev-parse HEAD).")
     lock_sha256: str | None = Field(None, description="Lineage lock hash (default: hash of uv.lock).")
     component_image: str = Field(
@@ -356,4 +354,3 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
-

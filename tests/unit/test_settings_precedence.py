@@ -43,7 +43,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize(
-    "layers", list(itertools.product([True, False], repeat=4)), ids=lambda v: "".join("AEFS"[i] if x else "-" for i, x in enumerate(v))
+    "layers",
+    list(itertools.product([True, False], repeat=4)),
+    ids=lambda v: "".join("AEFS"[i] if x else "-" for i, x in enumerate(v)),
 )
 def test_precedence_matrix(case, layers, clean_env, tmp_path):
     """Every combination of argument × environment × user file × shipped file: the highest present wins."""
@@ -55,7 +57,11 @@ def test_precedence_matrix(case, layers, clean_env, tmp_path):
     user = _write(tmp_path / "user.yaml", {key: file_value}) if use_file else None
     shipped = _write(tmp_path / "shipped.yaml", {key: shipped_value}) if use_shipped else None
     expected = next(
-        (value for present, value in zip(layers, (arg_value, env_value, file_value, shipped_value)) if present),
+        (
+            value
+            for present, value in zip(layers, (arg_value, env_value, file_value, shipped_value), strict=True)
+            if present
+        ),
         default,
     )
     assert getattr(load_settings(user, shipped=shipped, **overrides), key) == expected
@@ -89,7 +95,11 @@ def test_user_config_env_var_is_the_user_file(clean_env, tmp_path):
     ("data", "key", "closest"),
     [
         ({"training": {"estimater": "random_forest"}}, "training.estimater", "training.estimator"),
-        ({"training": {"gates": {"minimun": {"roc_auc": 0.9}}}}, "training.gates.minimun", "training.gates.minimum"),
+        (
+            {"training": {"gates": {"minimun": {"roc_auc": 0.9}}}},
+            "training.gates.minimun",
+            "training.gates.minimum",
+        ),
         ({"trainig": {"seed": 1}}, "trainig", "training"),
         ({"serving": {"prot": 1}}, "serving.prot", "serving.port"),
     ],
@@ -156,7 +166,10 @@ def test_config_show_reports_sources(clean_env, tmp_path):
 
     user = _write(tmp_path / "u.yaml", {"training": {"seed": 5}})
     clean_env.setenv("MLSTACK_EXPERIMENT", "e")
-    rows = {key: (value, source) for key, value, source in effective(user, shipped=ROOT / "pipelines/config/training.yaml", home="/h")}
+    rows = {
+        key: (value, source)
+        for key, value, source in effective(user, shipped=ROOT / "pipelines/config/training.yaml", home="/h")
+    }
     assert rows["training.seed"] == (5, f"file {user}")
     assert rows["experiment"] == ("e", "MLSTACK_EXPERIMENT")
     assert rows["home"] == ("/h", "argument")
