@@ -80,24 +80,44 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
-def run_app(app: typer.Typer) -> None:
-    """Run a typer app; a user-caused error becomes one line on stderr and its exit code."""
+def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run a typer app; every error becomes one ``error:`` line on stderr and its exit code.
+
+    0 ok, 1 a check failed, 2 bad usage (unknown option, bad value, missing or unwritable file),
+    130 interrupted. Click's own usage errors are reformatted to that one line too.
+    """
+    from typer._click import exceptions as click_errors  # typer 0.29 vendors click
+
     try:
-        app(standalone_mode=True)
-    except MlstackError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        code = app(args=argv, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # `mlstack data`: the group's help, as click does
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except MlstackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the user named: missing, a directory, not writable
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # a bug, not the user's fault: still one line, the traceback on request
         if _debug():
             raise
+        text = " ".join(str(exc).split())
         typer.echo(
-            f"error: unexpected {exc.__class__.__name__}: {exc} (re-run with MLSTACK_DEBUG=1 for the traceback)",
+            f"error: unexpected {exc.__class__.__name__}: {text} (re-run with MLSTACK_DEBUG=1 for the traceback)",
             err=True,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _debug() -> bool:

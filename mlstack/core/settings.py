@@ -71,7 +71,7 @@ class ServingConfig(_Strict):
     max_batch_rows: int = Field(1000, ge=1)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
-    port: int = 8080
+    port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)  # OpenMP/BLAS threads per worker; one row gains nothing from more
     model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
@@ -82,7 +82,7 @@ class ServingConfig(_Strict):
 class SinkConfig(_Strict):
     store: str | None = None  # payload-log store (directory or s3:// prefix); default $MLSTACK_HOME/payloads
     host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
-    port: int = 8090
+    port: int = Field(8090, ge=1, le=65535)
     flush_rows: int = Field(5000, ge=1)
     flush_seconds: float = Field(5.0, gt=0)
     wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
