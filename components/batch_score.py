@@ -207,7 +207,9 @@ def refuse_overlap(input_uri: str, output_uri: str, rejects_uri: str) -> None:
         return type(filesystem).__name__, path
 
     if where(output_uri) == where(rejects_uri):
-        raise UsageError(f"--output and --rejects are the same file ({output_uri}): the rejects would overwrite the predictions")
+        raise UsageError(
+            f"--output and --rejects are the same file ({output_uri}): the rejects would overwrite the predictions"
+        )
     for name, uri in (("--output", output_uri), ("--rejects", rejects_uri)):
         if where(uri) == where(input_uri):
             raise UsageError(f"{name} {uri} is the input: scoring would overwrite the data it reads")

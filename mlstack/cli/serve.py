@@ -75,7 +75,9 @@ def serve_cmd(
     workers = workers or cfg.workers
     host = host or cfg.host
     if server == "kserve" and workers > 1 and host != "0.0.0.0":
-        raise UsageError("--server kserve with --workers > 1 binds 0.0.0.0 only; use --host 0.0.0.0 or one worker")
+        raise UsageError(
+            "--server kserve with --workers > 1 binds 0.0.0.0 only; use --host 0.0.0.0 or one worker"
+        )
     # kserve parses sys.argv when imported; it must not see (and choke on) ours
     sys.argv = sys.argv[:1]
     from mlstack.core.model import load

@@ -61,9 +61,7 @@ def test_binds_the_configured_host_only(predictor):
 def test_body_over_the_limit_is_413(predictor):
     """On main the kserve server read a body of any size."""
     body = b'{"instances": [' + b" " * (9 * 1024 * 1024) + b"]}"
-    response = httpx.post(
-        f"{predictor.url}/v1/models/{predictor_name()}:predict", content=body, timeout=60
-    )
+    response = httpx.post(f"{predictor.url}/v1/models/{predictor_name()}:predict", content=body, timeout=60)
     assert response.status_code == 413, (predictor.kind, response.text[:200])
     assert response.json()["code"] == "body_too_large"
 
