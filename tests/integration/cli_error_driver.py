@@ -16,7 +16,7 @@ import tempfile
 def _child(main, prog: str, argv: list[str], out_fd: int, err_fd: int) -> None:
     import signal
 
-    signal.alarm(90)  # a case that hangs is killed (SIGALRM) and fails its test, not the suite
+    signal.alarm(240)  # a case that hangs is killed (SIGALRM) and fails its test, not the suite
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     sys.argv = [prog, *argv]
@@ -36,10 +36,18 @@ def _child(main, prog: str, argv: list[str], out_fd: int, err_fd: int) -> None:
 
 
 def run_cases(prog: str, cases: list[list[str]], parallel: int = 4) -> list[dict]:
+    import importlib
+
     if prog == "kubectl-model":
         from mlstack.cli.kubectl_model import main
+
+        heavy = ["mlstack.cli.kubectl_moves", "serving.canary", "mlflow"]
     else:
         from mlstack.cli.main import main
+
+        heavy = ["kfp", "pipelines.training_run", "pipelines.batch_scoring", "mlstack.core.settings_doc"]
+    for name in heavy:  # imported once here, not once per forked case (kfp alone takes seconds)
+        importlib.import_module(name)
     results: list[dict | None] = [None] * len(cases)
     running: dict[int, tuple[int, object, object]] = {}
     pending = list(enumerate(cases))
