@@ -88,6 +88,11 @@ def run_training_locally(
             "--data needs --contract (draft one with: mlstack data infer-contract DATA --target COL --out contract.yaml)"
         )
     contract = load_contract(contract_path)
+    if data_uri:
+        from mlstack.core import storage
+
+        if not storage.exists(data_uri):  # found here, in one line, not by a failed ingest step
+            raise dataio.DataError(f"no data at {data_uri}: check the path or the s3 endpoint/credentials")
     with home_lock(settings.resolved_home):  # concurrent runs on one home take turns
         data_uri = data_uri or default_data(settings)
         arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)

@@ -40,7 +40,9 @@ def test_feature_counts_agree_with_the_contract():
     assert stated and (int(stated[1]), int(stated[2])) == (numeric, categorical)
     from mlstack.cli.data import _GENERATE_HELP
 
-    assert f"({numeric + categorical} features: {numeric} numeric, {categorical} categorical" in _GENERATE_HELP
+    assert (
+        f"({numeric + categorical} features: {numeric} numeric, {categorical} categorical" in _GENERATE_HELP
+    )
     assert (numeric, categorical) == (14, 4)
 
 
@@ -57,7 +59,11 @@ def test_failure_line_is_the_root_cause():
             "Task 'train-op' finished with status FAILURE",
         ]
     )
-    line = failure_line("Pipeline 'training' finished with status FAILURE. Inner task failed: 'train-op'.", log, Path("/h/kfp/last-run.log"))
+    line = failure_line(
+        "Pipeline 'training' finished with status FAILURE. Inner task failed: 'train-op'.",
+        log,
+        Path("/h/kfp/last-run.log"),
+    )
     assert line == (
         "step train-op failed: ValueError: The least populated class in y has only 1 member, "
         "which is too few. (full log: /h/kfp/last-run.log)"
@@ -81,5 +87,7 @@ def test_both_clis_have_version():
     import sys
 
     for module in ("mlstack.cli.main", "mlstack.cli.kubectl_model"):
-        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0 and done.stdout.strip() == "mlstack 0.1.0", (module, done)
