@@ -51,7 +51,8 @@ def training_pipeline(
     train = train_op(dataset=ingest.outputs["dataset"], contract_yaml=contract_yaml, config_json=config_json)
     train.after(validate)
     train.set_cpu_limit("2").set_memory_limit("4G")  # deterministic for the same inputs: cache stays on
-    train.set_retry(num_retries=1, backoff_duration="10s")  # an evicted pod; a bug fails twice, fast
+    # no retry: training is deterministic, so a retry repeats the same failure (too few rows per
+    # class, a bad parameter) and hides its cause; an evicted pod is rescheduled by re-running
 
     evaluate = cluster_env(
         evaluate_op(

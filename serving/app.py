@@ -110,6 +110,8 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
         return await infer(request, "v2")
 
     async def v1_model(request: Request) -> Response:
+        if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
+            return not_allowed(request, None)
         return check_name(request) or _json(200, {"name": name, "ready": True})
 
     async def v2_model_ready(request: Request) -> Response:

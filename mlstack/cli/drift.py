@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json, settings_from
+from mlstack.cli.common import ConfigOption, print_json, settings_from
 
 
 def drift(
@@ -41,7 +41,7 @@ def drift(
         typer.Option("--pushgateway", help="Pushgateway URL; default from settings (unset = no push)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    config: Annotated[str | None, typer.Option("--config", help="Settings YAML file.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Judge the recent inputs of one model version against its reference.
 

@@ -50,12 +50,14 @@ class Target:
 
 
 def _read_manifest(path: Path, name: str) -> dict:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a manifest file")
     if not path.is_file():
-        raise UsageError(f"file not found: {path}")
+        raise UsageError(f"{path}: file not found")
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # PyYAML's text spans lines: one line, the file named first
+        raise UsageError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     found = [
         d
         for d in docs
