@@ -16,8 +16,8 @@ REJECTED = Counter(
 )
 PREDICTED_ROWS = Counter(
     "mlstack_predicted_rows",
-    "Rows scored, by model version",
-    ["model_name", "model_version", "protocol"],
+    "Rows scored, by model version and engine (onnx = the compiled artifact, sklearn)",
+    ["model_name", "model_version", "protocol", "engine"],
 )
 
 __all__ = ["PRE_HIST_TIME", "PREDICT_HIST_TIME", "POST_HIST_TIME", "REJECTED", "PREDICTED_ROWS"]
