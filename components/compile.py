@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,3 +142,39 @@ def compile_model(
     )
     log.info("%s", reason)
     return CompileResult(True, reason, onnx_bytes, measured)
+
+
+def save_model_dir(
+    pipeline,
+    path: Path,
+    contract: DataContract,
+    threshold: float,
+    eval_frame: pd.DataFrame | None,
+    config: CompileConfig,
+) -> CompileResult:
+    """Write an mlstack model directory (what KServe mounts) with the compiled artifact if it passed.
+
+    The same MLmodel metadata and ``compiled/`` layout registration produces, without a registry:
+    for tests, the bench and ``mlflow models serve``.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from components.register import model_requirements
+    from mlstack.core.model import metadata_for
+
+    result = compile_model(pipeline, eval_frame, contract, threshold, config)
+    example = coerce_features(eval_frame.head(5), contract) if eval_frame is not None else None
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(path),
+        signature=None if example is None else infer_signature(example, pipeline.predict_proba(example)[:, 1]),
+        metadata={**metadata_for(contract, threshold), **result.metadata},
+        serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),  # not inferred: that reloads the model in a subprocess
+    )
+    if result.onnx is not None:
+        target = Path(path) / ONNX_PATH
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(result.onnx)
+    return result
