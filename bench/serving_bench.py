@@ -38,7 +38,10 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 SINK_CONNECTIONS = int(os.environ.get("BENCH_SINK_CONNECTIONS", "128"))
 RESULTS = ROOT / "bench" / (".work" if QUICK else "results")
 BATCH_ROWS = 32
-MODELS = ("logistic_regression", "hist_gradient_boosting")
+ALL_MODELS = ("logistic_regression", "hist_gradient_boosting")
+# subsets for a check on a busy machine: BENCH_MODELS / BENCH_SERVERS, comma-separated names
+MODELS = tuple(m for m in os.environ.get("BENCH_MODELS", ",".join(ALL_MODELS)).split(",") if m)
+SERVERS = {s for s in os.environ.get("BENCH_SERVERS", "").split(",") if s}
 ROW = {
     "age": 40,
     "annual_income": 52000.0,
@@ -149,6 +152,8 @@ def bench_model(label: str, model_dir: Path, work: Path) -> dict:
     print(f"model {label}", flush=True)
     out: dict = {}
     for name, starter in server_cases(model_dir, work, label):
+        if SERVERS and name not in SERVERS:
+            continue
         if name.startswith("mlserver") and not peers.mlserver_installed():
             out[name] = {"skipped": "bench/.venvs/mlserver not installed (make bench-serving installs it)"}
             continue
@@ -269,6 +274,9 @@ def main() -> None:
         "batch_rows": BATCH_ROWS,
         "mlserver_max_batch_time_s": peers.MLSERVER_MAX_BATCH_TIME,
         "load_avg_start": load_average(),
+        "subset": {"models": list(MODELS), "servers": sorted(SERVERS)}
+        if SERVERS or MODELS != ALL_MODELS
+        else None,
         "results": {},
     }
     suffix = ".quick" if QUICK else ""
@@ -282,8 +290,10 @@ def main() -> None:
                 entry["servers"] = bench_model(label, model_dir, work)
             except Exception as exc:  # record, keep going
                 entry["error"] = f"{type(exc).__name__}: {exc}"
-        report["results"]["uvicorn-floor"] = bench_floor(work)
-        report["results"]["sink"] = bench_sink(work)
+        if not SERVERS or "uvicorn-floor" in SERVERS:
+            report["results"]["uvicorn-floor"] = bench_floor(work)
+        if not SERVERS or "sink" in SERVERS:
+            report["results"]["sink"] = bench_sink(work)
     finally:
         (RESULTS / f"serving{suffix}.json").write_text(json.dumps(report, indent=2))
         (RESULTS / f"serving{suffix}.md").write_text(write_markdown(report))

@@ -39,6 +39,8 @@ def write_markdown(report: dict) -> str:
             "**QUICK MODE (BENCH_QUICK=1): 2 s per case, a check that every case runs - not a measurement.**",
             "",
         ]
+    if report.get("subset"):
+        lines += [f"**Subset only** (BENCH_MODELS / BENCH_SERVERS): {report['subset']}.", ""]
     lines += [
         f"Run {report['started']} on {report['machine']}; {seconds} s per measurement, loopback.",
         f"Server pinned with `{' '.join(report['pinning']['server']) or 'no pinning'}`, load generator on "
