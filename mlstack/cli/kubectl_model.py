@@ -1,7 +1,7 @@
 """``kubectl model``: canary lifecycle of mlstack InferenceServices (a kubectl plugin, ``kubectl-model``).
 
 Wires ``serving.canary`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
-registry (aliases) and the Kubernetes API (``mlstack.cli.kube``). With ``-f FILE`` it works on a
+registry (aliases) and the Kubernetes API (``mlstack.adapters.kube``). With ``-f FILE`` it works on a
 manifest and prints the new object: no cluster, no registry writes (GitOps).
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli import model_aliases
+from mlstack.adapters import model_aliases
 from mlstack.cli.common import run_app, settings_from, setup_logging
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
 from mlstack.core import isvc

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from mlstack.cli import model_aliases
+from mlstack.adapters import model_aliases
 from mlstack.core import isvc
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
@@ -39,7 +39,7 @@ class Target:
     def load(self) -> tuple[dict, object | None]:
         if self.filename:
             return _read_manifest(self.filename, self.name), None
-        from mlstack.cli.kube import Kube
+        from mlstack.adapters.kube import Kube
 
         kube = Kube(self.context, self.namespace)
         self.namespace = kube.namespace

@@ -225,7 +225,7 @@ def apply_verdict(
     apply the alias moves to MLflow and write each object the cluster would receive."""
     import yaml
 
-    from mlstack.cli import model_aliases
+    from mlstack.adapters import model_aliases
     from serving import canary
 
     aliases = model_aliases.aliases(settings, model)
@@ -317,7 +317,7 @@ def run_demo(
         with Step(timings, "train v1 and v2 (kfp.local + MLflow)", say):
             versions = train_versions(settings, home, size, say, on_registered=serve)
         champion, challenger = versions[0]["model_version"], versions[1]["model_version"]
-        from mlstack.cli import model_aliases
+        from mlstack.adapters import model_aliases
 
         aliases_before = model_aliases.aliases(settings, model)
 
