@@ -168,7 +168,9 @@ def save_model_dir(
     mlflow.sklearn.save_model(
         pipeline,
         str(path),
-        signature=None if example is None else infer_signature(example, pipeline.predict_proba(example)[:, 1]),
+        signature=None
+        if example is None
+        else infer_signature(example, pipeline.predict_proba(example)[:, 1]),
         metadata={**metadata_for(contract, threshold), **result.metadata},
         serialization_format="cloudpickle",
         pip_requirements=model_requirements(),  # not inferred: that reloads the model in a subprocess
