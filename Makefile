@@ -135,7 +135,7 @@ $(MLSERVER_VENV)/bin/mlserver:
 ##@ Benchmarks
 
 .PHONY: bench-serving
-bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
+bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Both engines (onnx, sklearn), lean + kserve.ModelServer vs MLServer 1.7.1 (stock + batching) vs mlflow serve, pinned cores, plus sink -> bench/results/serving.{json,md} (BENCH_QUICK=1: a 5-min check)
 	$(PY) bench/serving_bench.py
 
 .PHONY: bench-batch

@@ -135,6 +135,7 @@ def evaluate_op(
 def register_op(
     model: Input[Model],
     train_set: Input[Dataset],
+    eval_set: Input[Dataset],
     contract_yaml: str,
     config_json: str,
     summary_json: str,
@@ -172,6 +173,7 @@ def register_op(
         tracking_uri,
         experiment,
         register,
+        eval_frame=dataio.load_table(eval_set.path),
     )
     print(
         json.dumps({k: result[k] for k in ("run_id", "model_name", "model_version", "aliases")}), flush=True

@@ -68,6 +68,7 @@ def training_pipeline(
     common = dict(
         model=train.outputs["model"],
         train_set=train.outputs["train_set"],
+        eval_set=train.outputs["eval_set"],
         contract_yaml=contract_yaml,
         config_json=config_json,
         summary_json=evaluate.outputs["summary"],

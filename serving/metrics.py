@@ -17,8 +17,8 @@ REJECTED = Counter(
 )
 PREDICTED_ROWS = Counter(
     "mlstack_predicted_rows",
-    "Rows scored, by model version",
-    ["model_name", "model_version", "protocol"],
+    "Rows scored, by model version and engine (onnx = the compiled artifact, sklearn)",
+    ["model_name", "model_version", "protocol", "engine"],
 )
 
 # Counted by the lean server (serving/app.py) for every inference request it answers, 5xx included.

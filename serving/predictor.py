@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME_HEADER = "x-model-name"
 MODEL_VERSION_HEADER = "x-model-version"
+MODEL_ENGINE_HEADER = "x-model-engine"  # "onnx" (the compiled artifact) or "sklearn"
 
 
 class ContractRejection(InvalidInput):
@@ -117,10 +118,11 @@ class MlstackModel(kserve.Model):
         except RequestError as error:
             raise self._reject(protocol, error) from None
         version = self.loaded.version
-        metrics.PREDICTED_ROWS.labels(self.name, version, protocol).inc(parsed.rows)
+        metrics.PREDICTED_ROWS.labels(self.name, version, protocol, self.loaded.engine).inc(parsed.rows)
         if response_headers is not None:
             response_headers[MODEL_NAME_HEADER] = self.name
             response_headers[MODEL_VERSION_HEADER] = version
+            response_headers[MODEL_ENGINE_HEADER] = self.loaded.engine
         if is_v2:
             request_id = parsed.request_id or (headers or {}).get("x-request-id") or uuid.uuid4().hex
             return v2_response(scored.predictions, scored.probabilities, self.name, version, request_id)

@@ -83,8 +83,18 @@ def serve_cmd(
     from mlstack.core.model import load
 
     model_version = model_version or settings.model_version
-    loaded = load(uri, name=name, version=model_version, tracking_uri=settings.resolved_tracking_uri)
-    log.info("serving %s version %s with the %s server on %s:%d", name, loaded.version, server, host, port)
+    loaded = load(
+        uri, name=name, version=model_version, tracking_uri=settings.resolved_tracking_uri, engine=cfg.engine
+    )
+    log.info(
+        "serving %s version %s with the %s server (engine %s) on %s:%d",
+        name,
+        loaded.version,
+        server,
+        loaded.engine,
+        host,
+        port,
+    )
     if server == "kserve":
         from serving.predictor import MlstackModel, run_kserve
 
@@ -99,7 +109,17 @@ def serve_cmd(
     else:
         from serving.app import run_lean
 
-        run_lean(loaded, host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads)
+        batching = (cfg.batch_max_rows, cfg.batch_max_wait_ms / 1000) if cfg.batching else None
+        run_lean(
+            loaded,
+            host,
+            port,
+            workers,
+            cfg.max_batch_rows,
+            cfg.max_body_bytes,
+            cfg.threads,
+            batching,
+        )
 
 
 def sink_cmd(

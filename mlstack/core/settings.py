@@ -50,6 +50,16 @@ class GateConfig(_Strict):
     max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01, "pr_auc": 0.02})
 
 
+class CompileConfig(_Strict):
+    """The compiled serving artifact: exported at registration, attached only within these limits."""
+
+    enabled: bool = True
+    # on the evaluation set, ONNX vs the scikit-learn pipeline: predictions that change at the
+    # model's threshold, and the largest absolute difference of the positive-class probability
+    max_label_flips: int = Field(0, ge=0)
+    max_abs_diff: float = Field(1e-6, ge=0.0)
+
+
 class TrainingConfig(_Strict):
     """What to train and how; everything that changes the model is here and in the config hash."""
 
@@ -65,6 +75,7 @@ class TrainingConfig(_Strict):
     reference_rows: int = Field(5000, ge=100)
     validation_tolerance: float = Field(0.01, ge=0.0, le=1.0)
     gates: GateConfig = Field(default_factory=GateConfig)
+    compile: CompileConfig = Field(default_factory=CompileConfig)
 
 
 class ServingConfig(_Strict):
@@ -77,6 +88,14 @@ class ServingConfig(_Strict):
     model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
     # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
     server: Literal["lean", "kserve"] = "lean"
+    # "auto": the compiled artifact when the version has one that verifies, else scikit-learn
+    engine: Literal["auto", "sklearn"] = "auto"
+    # adaptive batching (lean server): concurrent requests share one model call of at most
+    # batch_max_rows rows, waiting at most batch_max_wait_ms for company. Off by default: measured
+    # in bench/results/serving.md (a request waits, and one compiled call costs ~0.02 ms a row)
+    batching: bool = False
+    batch_max_rows: int = Field(32, ge=1)
+    batch_max_wait_ms: float = Field(1.0, ge=0.0, le=1000.0)
 
 
 class SinkConfig(_Strict):
