@@ -49,7 +49,7 @@ Config = Annotated[
 
 def _status_row(state: canary.CanaryState, obj: dict, wide: bool) -> dict:
     revs = state.revisions
-    row = {
+    row: dict[str, object] = {
         "name": state.name,
         "phase": state.phase,
         "ready": revs.ready or "-",

@@ -52,7 +52,10 @@ def ensure_experiment(settings: Settings) -> str:
     try:
         return mlflow.create_experiment(settings.experiment, artifact_location=location)
     except Exception:  # created concurrently by another process
-        return mlflow.get_experiment_by_name(settings.experiment).experiment_id
+        experiment = mlflow.get_experiment_by_name(settings.experiment)
+        if experiment is None:  # the create failed for another reason: let it surface
+            raise
+        return experiment.experiment_id
 
 
 def aliases_of(client, model_name: str) -> dict[str, str]:

@@ -374,7 +374,7 @@ def run_demo(
         for w in windows:
             for name, feature in (w.get("features") or {}).items():
                 scores[name] = max(scores.get(name, 0.0), feature.get("score") or 0.0)
-        summary = {
+        summary: dict[str, Any] = {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_name": model,
             "scenario": scenario,
@@ -403,7 +403,7 @@ def run_demo(
                 v: float(pd.Series(ms).quantile(0.95)) for v, ms in result.latencies_ms.items()
             },
             "drift_windows": windows,
-            "top_drift_features": sorted(scores, key=scores.get, reverse=True)[:4],
+            "top_drift_features": sorted(scores, key=scores.__getitem__, reverse=True)[:4],
             "analysis": analysis,
             "verdict_applied": applied,
             "aliases_before": aliases_before,
