@@ -20,10 +20,11 @@ import pandas as pd
 
 from mlstack.core import data as dataio
 from mlstack.core import generator, payload
+from mlstack.core.procs import free_port
 from mlstack.core.settings import Settings, load_settings
 from mlstack.demo import replay as replayer
 from mlstack.demo import report
-from mlstack.demo.procs import Services, bin_path, free_port
+from mlstack.demo.procs import Services, bin_path
 
 log = logging.getLogger(__name__)
 

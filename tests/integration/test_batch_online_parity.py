@@ -19,7 +19,7 @@ from components.batch_score import score_table
 from mlstack.core.data import save_table
 from mlstack.core.generator import generate
 from mlstack.core.model import load
-from tests.conftest import ROOT, free_port, wait_for_http
+from tests.conftest import ROOT, free_port, stop, wait_for_http
 
 if not (ROOT / "serving" / "app.py").exists():
     pytest.skip("serving/ has no model server on this branch yet", allow_module_level=True)
@@ -41,8 +41,7 @@ def online_server(registered_loan_model, tmp_path):
         wait_for_http(f"{url}/v2/health/ready", timeout=300, process=process)  # model load on a busy box
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process, timeout=20)
         log.close()
 
 

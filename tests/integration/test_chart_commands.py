@@ -15,7 +15,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop, wait_for_http
 from tests.fixtures.cluster import by_kind, containers_of, pod_specs, render_objects, values_file
 
 # what each image runs when the chart gives no command (the Dockerfiles' ENTRYPOINT)
@@ -172,11 +172,7 @@ def test_mlflow_as_the_chart_runs_it_requires_auth_and_answers_its_probe(chart_k
         assert in_cluster.status_code == 200
         assert client.get(search, auth=admin, headers={"Host": "attacker.example"}).status_code == 403
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=30)
 
 
 @pytest.mark.timeout(600)
@@ -202,8 +198,4 @@ def test_evidently_ui_as_the_chart_runs_it_answers_its_probe(chart_kind, tmp_pat
         wait_for_http(f"http://127.0.0.1:{port}{probe}", timeout=480, process=process)
         assert client.get(f"http://127.0.0.1:{port}{probe}").status_code == 200
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=30)
