@@ -78,8 +78,6 @@ JOB_METRICS: tuple[MetricDef, ...] = (
     LABELED_ROWS,
     PERFORMANCE_DEGRADED,
 )
-# the grouping key becomes labels on every pushed series
-GROUPING_LABELS = ("model", "version")
 
 # Serving metrics exported by others, which the rules and the dashboard read.
 # KServe 0.21 Python ModelServer (kserve/metrics.py): latency histograms labelled model_name.

@@ -8,7 +8,6 @@ from mlstack.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALIASES = ("champion", "challenger", "previous")
 # storage URI schemes KServe's storage initializer can fetch
 KSERVE_SCHEMES = (
     "s3://",
