@@ -65,9 +65,11 @@ test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, anal
 	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(VENV)/.synced ## Lint and format-check the Python code (ruff)
+lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-linter) and type-check (mypy)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 .PHONY: fmt
 fmt: $(VENV)/.synced ## Format the Python code (ruff)

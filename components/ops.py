@@ -88,7 +88,7 @@ def evaluate_op(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     model_card: Output[Markdown],
-) -> NamedTuple("EvaluateOutputs", [("decision", str), ("summary", str)]):
+) -> NamedTuple("EvaluateOutputs", [("decision", str), ("summary", str)]):  # type: ignore[valid-type]  # KFP's form for several outputs
     """Metrics for the Kubeflow UI, the gate verdict ('passed'/'failed') and a JSON summary."""
     import json
     from collections import namedtuple
@@ -127,8 +127,8 @@ def evaluate_op(
     with open(model_card.path, "w") as handle:
         handle.write(render_model_card(config.model_name, config, summary))
     print("\n".join(verdict.reasons), flush=True)
-    outputs = namedtuple("EvaluateOutputs", ["decision", "summary"])
-    return outputs("passed" if verdict.passed else "failed", json.dumps(summary))
+    EvaluateOutputs = namedtuple("EvaluateOutputs", ["decision", "summary"])
+    return EvaluateOutputs("passed" if verdict.passed else "failed", json.dumps(summary))
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

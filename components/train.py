@@ -16,7 +16,7 @@ from mlstack.core.labels import binary_series
 from mlstack.core.model import coerce_features
 from mlstack.core.settings import TrainingConfig
 
-ESTIMATORS = {
+ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
     "logistic_regression": (LogisticRegression, {"max_iter": 2000, "C": 1.0}),
     "hist_gradient_boosting": (HistGradientBoostingClassifier, {"max_iter": 200, "learning_rate": 0.1}),
     "random_forest": (RandomForestClassifier, {"n_estimators": 200, "min_samples_leaf": 5, "n_jobs": 1}),

@@ -147,7 +147,7 @@ def _latency_check(primary: Variant, canary: Variant, config: CanaryConfig, out:
             canary.metrics.requests,
             p,
             c,
-            None if ratio is None else c - p,
+            c - p if p and c is not None else None,
             None,
             None,
             None,
@@ -238,6 +238,8 @@ def _accuracy_check(primary: Variant, canary: Variant, config: CanaryConfig, out
             f"{len(lc)} canary / {len(lp)} primary labeled rows; need {config.min_labeled} each",
         )
     d, low, high = comparison.difference, comparison.ci_low, comparison.ci_high
+    # both variants have min_labeled >= 1 rows here, so compare_proportions filled every field
+    assert d is not None and low is not None and high is not None and comparison.primary is not None
     text = f"accuracy {comparison.canary:.3f} vs {comparison.primary:.3f} (diff {d:+.3f}, CI [{low:+.3f}, {high:+.3f}])"
     if high < 0 and d <= -config.max_accuracy_drop:
         return Check("accuracy", "fail", f"canary is worse: {text}")

@@ -7,6 +7,7 @@ Prometheus live in the shell modules (``drift_report``, ``drift_job``, ``metrics
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,7 @@ def performance(
     the configured drops. ROC AUC matters: a concept drift that lowers the base rate can *raise*
     accuracy of a mostly-negative classifier while ranking quality collapses.
     """
-    result = {
+    result: dict[str, Any] = {
         "labeled_rows": 0,
         "online": None,
         "offline": None,

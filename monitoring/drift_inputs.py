@@ -101,6 +101,7 @@ def gather(
         except UsageError as exc:
             raise UsageError(f"reference not found: {exc}") from exc
     elif is_registered:
+        assert version is not None  # resolve_version returned it above
         reference = mlflow_reference.fetch_reference(model, version)
     else:
         raise UsageError(

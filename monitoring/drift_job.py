@@ -173,7 +173,7 @@ def run(
         inputs.model, inputs.version, inputs.reference, inputs.current, inputs.contract, config, moment
     )
     result = outcome.result
-    if inputs.since is not None:
+    if inputs.since is not None and inputs.until is not None:  # set together
         result["window"] = {"since": inputs.since.isoformat(), "until": inputs.until.isoformat()}
     if outcome.snapshot is not None and workspace_uri:
         result["workspace"] = workspace.add_snapshot(workspace_uri, inputs.model, outcome.snapshot)

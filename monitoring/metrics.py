@@ -78,8 +78,6 @@ JOB_METRICS: tuple[MetricDef, ...] = (
     LABELED_ROWS,
     PERFORMANCE_DEGRADED,
 )
-# the grouping key becomes labels on every pushed series
-GROUPING_LABELS = ("model", "version")
 
 
 def _flag(value: bool | None) -> float | None:

@@ -112,10 +112,12 @@ class WriteAheadLog:
             self._writer = asyncio.create_task(self._write_loop())
         future = asyncio.get_running_loop().create_future()
         self._queue.append((record["id"], orjson.dumps(record) + b"\n", future))
+        assert self._wake is not None  # created with the writer above
         self._wake.set()
         await future
 
     async def _write_loop(self) -> None:
+        assert self._wake is not None  # append() creates it before starting this loop
         while True:
             await self._wake.wait()
             self._wake.clear()

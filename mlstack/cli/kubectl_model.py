@@ -46,7 +46,7 @@ Config = ConfigOption
 
 def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
     revs = state.revisions
-    row = {
+    row: dict[str, object] = {
         "name": state.name,
         "phase": state.phase,
         "ready": revs.ready or "-",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
@@ -15,6 +16,9 @@ from mlstack.adapters import model_aliases
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
+
+if TYPE_CHECKING:  # the kubernetes client is imported only when a command talks to a cluster
+    from mlstack.adapters.kube import Kube
 
 
 class Output(StrEnum):
@@ -35,7 +39,7 @@ class Target:
     filename: Path | None
     settings: Settings
 
-    def load(self) -> tuple[dict, object | None]:
+    def load(self) -> tuple[dict, Kube | None]:
         if self.filename:
             return _read_manifest(self.filename, self.name), None
         from mlstack.adapters.kube import Kube

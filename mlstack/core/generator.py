@@ -43,9 +43,9 @@ TERMS = np.array([12, 24, 36, 48, 60])
 
 def _shifted(p: list[float], categories: list[str], name: str, share: float) -> np.ndarray:
     """Move probability mass so ``name`` gets ``share``; the others keep their proportions."""
-    p = np.asarray(p, dtype=float)
+    probabilities = np.asarray(p, dtype=float)
     i = categories.index(name)
-    rest = np.delete(p, i)
+    rest = np.delete(probabilities, i)
     rest = rest / rest.sum() * (1 - share)
     return np.insert(rest, i, share)
 

@@ -21,10 +21,11 @@ import pandas as pd
 
 from mlstack.core import data as dataio
 from mlstack.core import generator, payload
+from mlstack.core.procs import free_port
 from mlstack.core.settings import Settings, load_settings
 from mlstack.demo import prom, report
 from mlstack.demo import replay as replayer
-from mlstack.demo.procs import Services, bin_path, free_port
+from mlstack.demo.procs import Services, bin_path
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +402,7 @@ def run_demo(
         for w in windows:
             for name, feature in (w.get("features") or {}).items():
                 scores[name] = max(scores.get(name, 0.0), feature.get("score") or 0.0)
-        summary = {
+        summary: dict[str, Any] = {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_name": model,
             "scenario": scenario,
@@ -430,7 +431,7 @@ def run_demo(
                 v: float(pd.Series(ms).quantile(0.95)) for v, ms in result.latencies_ms.items()
             },
             "drift_windows": windows,
-            "top_drift_features": sorted(scores, key=scores.get, reverse=True)[:4],
+            "top_drift_features": sorted(scores, key=scores.__getitem__, reverse=True)[:4],
             "analysis": analysis,
             "verdict_applied": applied,
             "aliases_before": aliases_before,

@@ -23,7 +23,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop, wait_for_http
 
 NAMESPACE = os.environ.get("MLSTACK_E2E_NAMESPACE", "mlstack")
 MODEL = os.environ.get("MLSTACK_E2E_MODEL", "loan-default")
@@ -108,8 +108,7 @@ class PortForward:
         return url
 
     def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop(self.process, timeout=10)
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 5.0):

@@ -61,7 +61,12 @@ def on_canary(expr: str) -> str:
 
 
 def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.random.Generator) -> None:
-    """Prediction rows as the payload sink writes them, plus feedback labels for each."""
+    """Prediction rows as the payload sink writes them, plus feedback labels for each.
+
+    Every row falls in the last 0.9 s. Callers start the canary at least 1 s before, and its
+    started-at stamp is truncated to the second, so all ``n`` rows are inside the analysis window
+    whatever the wall clock reads (rows spread over 3 s let 1,317-1,961 of 3,000 in, by luck).
+    """
     now = datetime.now(UTC)
     probability = rng.beta(2, 5, n)
     prediction = (probability >= 0.5).astype(int)
@@ -77,7 +82,7 @@ def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.rando
                 "component": "predictor",
                 "model_name": "fraud",
                 "model_version": version,
-                "requested_at": [now - timedelta(milliseconds=i) for i in range(n)],
+                "requested_at": [now - timedelta(seconds=0.9 * i / n) for i in range(n)],
                 "responded_at": now,
                 "prediction": prediction,
                 "probability": probability,
@@ -153,6 +158,13 @@ def test_analyze_promotes_equal_variants_and_moves_aliases(
     store = str(mlstack_home / "payloads")
     log_traffic(store, "1", 3000, 0.85, rng)
     log_traffic(store, "2", 3000, 0.85, rng)
+
+    code, out, err = kubectl_model("analyze", "fraud", "-o", "json")  # without --apply: changes nothing
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["verdict"] == "promote"
+    for variant in ("primary", "canary"):  # every logged row is in the window: no wall-clock luck
+        assert summary["variants"][variant]["logged_predictions"] == 3000
 
     code, out, err = kubectl_model("analyze", "fraud", "--apply")
     assert code == 0, err

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.tools import require
+
 MLSTACK = str(Path(sys.executable).parent / "mlstack")
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -85,7 +86,7 @@ def test_report_opens_in_chromium_without_console_errors(demo, tmp_path):
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=require("chromium"),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
