@@ -132,6 +132,7 @@ def serve_version(
                 isvc.GROUP, isvc.VERSION, namespace, isvc.PLURAL, body
             )
         else:
+            assert current is not None, "rollout.deploy patches only an existing InferenceService"
             (patch,) = move.patches
             patch = isvc.merge_patch(
                 patch,

@@ -126,7 +126,7 @@ def build_app(
 
     async def v1_model(request: Request) -> Response:
         if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
-            return not_allowed(request, None)
+            return await not_allowed(request, None)
         return check_name(request) or _json(200, {"name": name, "ready": True})
 
     async def v2_model_ready(request: Request) -> Response:

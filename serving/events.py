@@ -271,8 +271,8 @@ def type_value(value: Any, feature: Feature) -> tuple[Any, bool]:
         except ValueError:
             return None, True
         return (number, False) if math.isfinite(number) else (None, True)
-    number = _number(value)
-    return (number, False) if number is not None else (None, True)
+    parsed = _number(value)
+    return (parsed, False) if parsed is not None else (None, True)
 
 
 def request_columns(request: Event, contract: DataContract | None) -> tuple[dict[str, list], int]:

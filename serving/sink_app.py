@@ -215,7 +215,7 @@ def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
     from serving.contracts import ContractCache, registry_lookup
 
     cfg = settings.sink
-    configured = []
+    configured: list[bool] = []
 
     def lookup(name: str, version: str):
         uri = settings.resolved_tracking_uri

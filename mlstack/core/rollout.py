@@ -66,6 +66,8 @@ class Move:
         """The object after the move (what ``-f FILE`` prints)."""
         if self.create is not None:
             return copy.deepcopy(self.create)
+        if obj is None:
+            raise ValueError("a patch move needs the current object")
         for patch in self.patches:
             obj = isvc.merge_patch(obj, patch)
         return obj

@@ -18,7 +18,8 @@ import httpx
 import yaml
 
 from mlstack.core.errors import MlstackError
-from mlstack.demo.procs import Service, Services, free_port
+from mlstack.core.procs import free_port
+from mlstack.demo.procs import Service, Services
 
 SCRAPE_INTERVAL = "1s"
 REQUESTS_QUERY = 'sum(increase(mlstack_inference_responses_total{job="$revision"}[$window]))'
