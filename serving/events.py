@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from mlstack.core import names, payload
 from mlstack.core.contract import DataContract, Feature
@@ -363,9 +364,39 @@ def rows_frame(rows: list[dict[str, Any]], contract: DataContract | None = None)
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     for column in ("invalid_values", "ce_time_replaced"):
         frame[column] = frame[column].astype("string")
+    typed = set()
     if contract is not None:
         for feature in contract.features:
             if feature.name in frame.columns:
                 kind = "string" if feature.is_categorical else "float64"
                 frame[feature.name] = frame[feature.name].astype(kind)
+                typed.add(feature.name)
+    for column in frame.columns:
+        if column not in typed and column not in payload.META_COLUMNS and frame[column].dtype == object:
+            frame[column] = _storable(frame[column])
     return frame
+
+
+def _storable(column: pd.Series) -> pd.Series:
+    """A column no contract types, as sent when Parquet can hold it in one type, else as text.
+
+    Without a contract a feature column is stored as sent; values one Parquet type cannot hold
+    (``40`` in one row, ``"sixty"`` or ``true`` in another) would make the whole pair unwritable,
+    so such a column becomes text (JSON for non-strings) and readers type it by the contract.
+    """
+    try:
+        pa.array(column, from_pandas=True)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return column.map(_text).astype("string")
+    return column
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return str(value)

@@ -95,3 +95,23 @@ def test_request_and_response_that_disagree_cannot_pair():
     with pytest.raises(EventError) as caught:
         pair_rows(request, response)
     assert caught.value.rule == "pair_mismatch" and caught.value.status == 422
+
+
+@pytest.mark.parametrize(("odd", "text"), [("sixty", "sixty"), (True, "true"), (40.5, 40.5)])
+def test_without_contract_a_column_of_mixed_types_is_stored_as_text(tmp_path, odd, text):
+    """Issue 14 fuzz: ``40`` beside ``"sixty"`` (or ``true``) in one column, no contract: the pair
+    was quarantined (Arrow cannot convert the column), so an acknowledged pair was not stored."""
+    from mlstack.core import payload
+
+    request = parse_event(
+        headers(REQUEST_TYPE), orjson.dumps({"instances": [{"age": odd}, {"age": 41}, {"age": None}]})
+    )
+    response = parse_event(
+        headers(RESPONSE_TYPE), orjson.dumps({"predictions": [0, 1, 0], "model_version": "3"})
+    )
+    payload.write_predictions(str(tmp_path), rows_frame(pair_rows(request, response)[0]))
+    stored = payload.read_partitioned(str(tmp_path / "predictions"), ["inference_service"])
+    assert stored["age"].tolist()[:2] == (
+        [text, "41"] if isinstance(text, str) else [40.5, 41.0]
+    )  # one type: as sent
+    assert stored["age"].isna().tolist()[2]
