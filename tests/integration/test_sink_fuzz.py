@@ -139,6 +139,7 @@ def fuzz_sink(tmp_path_factory):
         str(store), root / "wal", root / "sink.log", env_extra={"MLSTACK_SINK__FLUSH_ROWS": "200"}
     )
     state = {"root": root, "store": str(store), "sink": sink, "statuses": {}, "acked": {}, "events": 0}
+    state["acked_hostile"] = set()  # ce-ids of hostile events the sink answered 200
     state["client"] = httpx.Client(timeout=60)
     state["started"] = time.monotonic()
     yield state
@@ -176,7 +177,8 @@ def _send(state, headers, body) -> httpx.Response:
 def test_generated_events(fuzz_sink, items):
     for is_valid, pair, (headers, body) in items:
         if not is_valid:
-            _send(fuzz_sink, headers, body)
+            if _send(fuzz_sink, headers, body).status_code == 200:
+                fuzz_sink["acked_hostile"].add(headers["ce-id"])
             continue
         ce_id = uuid.uuid4().hex
         ce_time = None if pair["n"] != 2 else datetime.now(UTC).isoformat()
@@ -186,6 +188,15 @@ def test_generated_events(fuzz_sink, items):
         ]
         if codes == [200, 200]:
             fuzz_sink["acked"][ce_id] = pair["n"]
+
+
+def _kept(store: Path) -> dict[str, list[str]]:
+    kept: dict[str, list[str]] = {}
+    for path in [*store.glob("unpaired/**/*.jsonl"), *store.glob("quarantine/**/*.jsonl")]:
+        for line in path.read_bytes().splitlines():
+            record = orjson.loads(line)
+            kept.setdefault(record["id"], []).append(record.get("reason"))
+    return kept
 
 
 def test_store_holds_every_acknowledged_pair_once_and_nothing_escaped(fuzz_sink, tmp_path):
@@ -208,6 +219,11 @@ def test_store_holds_every_acknowledged_pair_once_and_nothing_escaped(fuzz_sink,
     acked = state["acked"]
     assert len(acked) > 300
     assert {i: counts.get(i) for i in acked} == acked  # every acknowledged pair, each row once
+    kept = _kept(Path(state["store"]))  # ce-id -> reasons, from unpaired/ and quarantine/
+    assert not (kept.keys() & acked.keys())  # stored, and not also kept aside
+    assert all(all(reasons) for reasons in kept.values())
+    # every other acknowledged event is somewhere: stored or kept aside with a reason
+    assert [i for i in state["acked_hostile"] if i not in counts and i not in kept] == []
     assert set(raw["inference_service"]) == {"fuzz"} and set(raw["model_version"]) <= {"1", "2"}
 
     # a real drift job and a real canary analysis on that store
