@@ -16,6 +16,8 @@ PY := $(VENV)/bin/python
 # Debian packages the tests start for real (promtool, Pushgateway, PostgreSQL, headless Chromium, load generators)
 APT_PACKAGES := prometheus prometheus-pushgateway postgresql chromium wrk hey
 PYTEST_ARGS ?=
+# Go builds the control-plane test tools (make test-tools); empty when go is not on PATH
+GO ?= $(shell command -v go 2>/dev/null)
 
 ##@ General
 
@@ -51,7 +53,7 @@ system-deps: ## Install the Debian packages the tests use (skipped when all are 
 	fi
 
 .PHONY: test
-test: setup ## Run unit and integration tests (installs everything it needs first)
+test: setup $(if $(GO),test-tools) ## Run unit and integration tests (installs everything it needs first; builds the test tools when Go is on PATH)
 	$(PY) -m pytest -m "not e2e" --durations=25 $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -79,6 +81,50 @@ demo: setup ## Run the whole loop on this machine, no cluster (report: MLSTACK_H
 .PHONY: clean
 clean: ## Remove local state (MLSTACK_HOME) and build outputs (keeps .venv)
 	rm -rf $(MLSTACK_HOME) build/
+
+##@ Test tools
+
+# The control plane the tests start (etcd, kube-apiserver, kube-controller-manager) plus kubectl and
+# helm, built from the Go modules under tools/ at the versions in manifests/versions.env; each
+# module's go.sum pins every dependency. No package registry ships these binaries; the Go module
+# proxy serves their source. Each is a file target bin/<tool>-<version>, so a second run rebuilds
+# nothing (and Go's build cache makes a rebuild after `make clean-test-tools` quick).
+# `make test` builds them when `go` is on PATH; without Go the tests that need them skip, saying why.
+include manifests/versions.env
+GO_BUILD = cd $(1) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags '-s -w $(2)' -o $@
+K8S_VERSION_PARTS := $(subst ., ,$(KUBERNETES_VERSION))
+# what Kubernetes' hack/lib/version.sh stamps (k8s.io/kubernetes v1.34.0); helm's Makefile does the
+# same for its own version and its default Capabilities.KubeVersion (helm.sh/helm/v3 v3.19.0)
+K8S_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(pkg).gitVersion=v$(KUBERNETES_VERSION) -X $(pkg).gitMajor=$(word 1,$(K8S_VERSION_PARTS)) \
+  -X $(pkg).gitMinor=$(word 2,$(K8S_VERSION_PARTS)) -X $(pkg).gitTreeState=clean)
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+  $(foreach pkg,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,\
+  -X $(pkg).k8sVersionMajor=$(word 1,$(K8S_VERSION_PARTS)) -X $(pkg).k8sVersionMinor=$(word 2,$(K8S_VERSION_PARTS)))
+TEST_TOOLS := $(CURDIR)/bin/etcd-$(ETCD_VERSION) $(CURDIR)/bin/kube-apiserver-v$(KUBERNETES_VERSION) \
+  $(CURDIR)/bin/kube-controller-manager-v$(KUBERNETES_VERSION) $(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION) \
+  $(CURDIR)/bin/helm-$(HELM_VERSION)
+
+$(CURDIR)/bin/etcd-$(ETCD_VERSION): tools/etcd/go.mod tools/etcd/go.sum
+	$(call GO_BUILD,tools/etcd) go.etcd.io/etcd/server/v3
+
+$(CURDIR)/bin/kube-%-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kube-$*
+
+$(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kubectl
+
+$(CURDIR)/bin/helm-$(HELM_VERSION): tools/helm/go.mod tools/helm/go.sum
+	$(call GO_BUILD,tools/helm,$(HELM_LDFLAGS)) helm.sh/helm/v3/cmd/helm
+
+.PHONY: test-tools
+test-tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ from tools/ (needs Go)
+	@if [ -z "$(GO)" ]; then echo "error: go is not on PATH; the tests that need a control plane will skip" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory $(TEST_TOOLS)
+
+.PHONY: clean-test-tools
+clean-test-tools: ## Remove the built test tools from bin/ (Go's build cache keeps a rebuild quick)
+	rm -f $(TEST_TOOLS)
 
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
@@ -122,7 +168,9 @@ VALUES ?= helm/mlstack/values-kind.yaml
 IMAGE_TAG ?= dev
 REGISTRY ?= localhost:$(REGISTRY_PORT)
 REGISTRY_NAME := kind-registry
-IMAGES := components serving monitoring
+# one image for every component (Dockerfile at the root); the chart sets each container's command
+IMAGE := mlstack
+RETRY := manifests/scripts/retry.sh
 # KServe's s3-endpoint annotation (host:port, no scheme): KFP's SeaweedFS, as in values-kind.yaml
 KIND_S3_ENDPOINT := seaweedfs.kubeflow.svc.cluster.local:8333
 PLATFORM := manifests/platform
@@ -160,17 +208,20 @@ kind-down: $(KIND) ## Delete the kind cluster and the local registry
 platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Serverless), KFP and kube-prometheus-stack onto the current context
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/cert-manager
 	$(KUBECTL) -n cert-manager wait --for=condition=Available deployment --all $(WAIT)
-	@# CRDs and the resources using them in one apply race; the second pass finds the CRDs established
-	$(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving || (sleep 15 && $(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving)
+	@# CRDs and the resources using them in one apply race; later passes find the CRDs established
+	$(RETRY) 5 15 $(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving
 	$(KUBECTL) -n knative-serving wait --for=condition=Available deployment --all $(WAIT)
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/kourier
 	$(KUBECTL) -n kourier-system wait --for=condition=Available deployment --all $(WAIT)
-	@# KServe's webhook needs its cert-manager certificate before the cluster resources apply
-	$(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve || (sleep 30 && $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve)
-	$(KUBECTL) -n kserve wait --for=condition=Available deployment --all $(WAIT)
+	@# KServe: our Namespace (the release file has none), CRDs and controllers; the certificate
+	@# cert-manager issues for the webhooks can lag, so the apply is retried
+	$(RETRY) 5 15 $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve
+	$(KUBECTL) -n kserve rollout status deployment --timeout=600s
+	@# the runtimes are validated by KServe's webhooks, which serve a while after the rollout
+	$(RETRY) 20 15 $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve-cluster-resources
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/kubeflow-pipelines/cluster-scoped
 	$(KUBECTL) wait --for=condition=Established crd/applications.app.k8s.io --timeout=120s
-	$(KUBECTL) apply --server-side -k $(PLATFORM)/kubeflow-pipelines
+	$(RETRY) 3 15 $(KUBECTL) apply --server-side -k $(PLATFORM)/kubeflow-pipelines
 	$(KUBECTL) -n kubeflow wait --for=condition=Available deployment --all --timeout=900s
 	$(KUBECTL) create namespace monitoring --dry-run=client -o yaml | $(KUBECTL) apply -f -
 	@$(KUBECTL) -n monitoring get secret grafana-admin >/dev/null 2>&1 || \
@@ -181,18 +232,23 @@ platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Se
 	$(KUBECTL) apply -k $(PLATFORM)/namespace
 
 .PHONY: images
-images: ## Build the mlstack-components, mlstack-serving and mlstack-monitoring images (needs docker)
-	@for image in $(IMAGES); do \
-	  echo "building $(REGISTRY)/mlstack-$$image:$(IMAGE_TAG)"; \
-	  $(CONTAINER_TOOL) build -f $$image/Dockerfile -t $(REGISTRY)/mlstack-$$image:$(IMAGE_TAG) . || exit 1; \
-	done
+images: ## Build the one mlstack image (every component; the chart sets each command) for this machine's platform
+	$(CONTAINER_TOOL) build -f Dockerfile -t $(REGISTRY)/$(IMAGE):$(IMAGE_TAG) .
 
 .PHONY: kind-load
-kind-load: $(KIND) ## Push the images to the local registry and load them onto the kind nodes
-	@for image in $(IMAGES); do \
-	  $(CONTAINER_TOOL) push $(REGISTRY)/mlstack-$$image:$(IMAGE_TAG) || exit 1; \
-	  $(KIND) load docker-image --name $(CLUSTER_NAME) $(REGISTRY)/mlstack-$$image:$(IMAGE_TAG) || exit 1; \
-	done
+kind-load: ## Push the image to the local registry the kind nodes pull from (no `kind load`: see README)
+	$(CONTAINER_TOOL) push $(REGISTRY)/$(IMAGE):$(IMAGE_TAG)
+	@curl -fsS -o /dev/null http://$(REGISTRY)/v2/$(IMAGE)/manifests/$(IMAGE_TAG) \
+	  -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json' \
+	  && echo "$(REGISTRY)/$(IMAGE):$(IMAGE_TAG) is in the local registry; the nodes pull it from there"
+
+.PHONY: arm64-wheels
+arm64-wheels: $(UV) ## Ask PyPI for every locked runtime wheel for linux/arm64 (binary-only except what the Dockerfile builds)
+	@mkdir -p build/arm64
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o build/arm64/requirements.txt
+	$(UV) pip compile build/arm64/requirements.txt --python-platform aarch64-manylinux_2_28 --python-version 3.11 \
+	  --only-binary :all: --no-binary psutil --no-binary kfp-server-api --quiet -o build/arm64/resolved.txt
+	@echo "every locked runtime package resolves for linux/arm64 (psutil, kfp-server-api from sdist: see tests/unit/test_arm64_wheels.py)"
 
 .PHONY: deploy
 deploy: $(HELM) ## helm upgrade --install the mlstack chart (VALUES=helm/mlstack/values-kind.yaml by default)
@@ -227,5 +283,6 @@ evidently-ui-local: $(VENV)/.synced ## Evidently UI on the local drift workspace
 	$(VENV)/bin/evidently ui --workspace $(MLSTACK_HOME)/evidently --host 127.0.0.1 --port 8000
 
 .PHONY: e2e
-e2e: $(VENV)/.synced ## Run the end-to-end tests against the current cluster (skipped when none is reachable)
-	$(PY) -m pytest -m e2e tests/e2e -v -rs $(PYTEST_ARGS)
+e2e: $(VENV)/.synced ## Run the end-to-end story against the current kind cluster (skipped when none is reachable)
+	@mkdir -p $(BIN) && ln -sf $(VENV)/bin/kubectl-model $(BIN)/kubectl-model
+	PATH="$(VENV)/bin:$(BIN):$$PATH" $(PY) -m pytest -m e2e tests/e2e -v -rs $(PYTEST_ARGS)

@@ -144,6 +144,7 @@ def score_table(
     run_id = run_id or uuid.uuid4().hex
     output_uri = expand_uri(output_uri, run_id)
     rejects_uri = expand_uri(rejects_uri, run_id) if rejects_uri else default_rejects_uri(output_uri)
+    refuse_overlap(input_uri, output_uri, rejects_uri)
     features = model.feature_names
     source = open_batches(input_uri, chunk_rows, text_columns=features)
     missing = [name for name in features if name not in source.schema.names]
@@ -201,6 +202,24 @@ def score_table(
         summary.seconds,
     )
     return summary
+
+
+def refuse_overlap(input_uri: str, output_uri: str, rejects_uri: str) -> None:
+    """Output, rejects and input must be three different places: one would overwrite another."""
+    from mlstack.core import storage
+    from mlstack.core.errors import UsageError
+
+    def where(uri: str) -> tuple[str, str]:
+        filesystem, path = storage.filesystem(uri)
+        return type(filesystem).__name__, path
+
+    if where(output_uri) == where(rejects_uri):
+        raise UsageError(
+            f"--output and --rejects are the same file ({output_uri}): the rejects would overwrite the predictions"
+        )
+    for name, uri in (("--output", output_uri), ("--rejects", rejects_uri)):
+        if where(uri) == where(input_uri):
+            raise UsageError(f"{name} {uri} is the input: scoring would overwrite the data it reads")
 
 
 def resolve_spec(spec: str, tracking_uri: str = "") -> tuple[str, str]:

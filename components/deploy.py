@@ -1,20 +1,34 @@
-"""Pipeline step ``deploy`` (the KFP wrapper is ``components.deploy_op``): start a canary of the newly registered version through the KServe SDK.
+"""Pipeline step ``deploy`` (the KFP wrapper is ``components.deploy_op``): the registered version served.
 
-Runs after registration, behind the quality gate, only when the pipeline's ``deploy`` parameter is on.
-The patch itself is computed by ``mlstack.core.isvc`` (the same code the ``kubectl model`` plugin's
-state machine uses for its start move), so a canary started by the pipeline and one started by hand
-look identical and both can be promoted or rolled back by ``kubectl model``.
+Runs after registration, behind the quality gate, when the pipeline's ``deploy`` parameter is on.
+What to do is decided by ``mlstack.core.rollout.deploy``, the same module ``kubectl model`` and the
+analysis CronJob use:
+
+- no InferenceService yet (the first deploy): create it from the chart's template ConfigMap
+  ``<name>-isvc-template`` serving this version at 100 %, and point the ``champion`` alias at it;
+- a service serving another version: start a canary at ``percent`` (the ``challenger``);
+- the version already served: nothing (a re-run pipeline is harmless).
+
+Through the KServe SDK's client (its CustomObjectsApi and CoreV1Api), with the pod's ServiceAccount
+(``pipeline-runner`` in KFP's namespace; the chart's Role ``<release>-pipeline-deployer`` lets it
+read the template and get/create/patch InferenceServices in the release namespace).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
-from mlstack.core import isvc
+import yaml
+
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, MlstackError
 
 log = logging.getLogger(__name__)
+
+TEMPLATE_SUFFIX = "-isvc-template"
+TEMPLATE_KEY = "inferenceservice.yaml"
 
 
 def _sdk_object(data, type_name: str, configuration):
@@ -39,58 +53,113 @@ def _sdk_object(data, type_name: str, configuration):
     return cls(**kwargs, local_vars_configuration=configuration)
 
 
-def start_canary(
+def _current(client, name: str, namespace: str) -> dict | None:
+    """The InferenceService, or None when it does not exist (KServeClient wraps errors in RuntimeError)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return client.api_instance.get_namespaced_custom_object(
+            isvc.GROUP, isvc.VERSION, namespace, isvc.PLURAL, name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise MlstackError(
+            f"cannot read InferenceService {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+        ) from exc
+
+
+def _template(client, name: str, namespace: str) -> dict | None:
+    """The chart's InferenceService template for ``name`` (None when the chart did not render one)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        config_map = client.core_api.read_namespaced_config_map(name + TEMPLATE_SUFFIX, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise MlstackError(
+            f"cannot read ConfigMap {namespace}/{name}{TEMPLATE_SUFFIX}: HTTP {exc.status} {exc.reason}"
+        ) from exc
+    text = (config_map.data or {}).get(TEMPLATE_KEY)
+    if not text:
+        raise CheckFailed(f"ConfigMap {namespace}/{name}{TEMPLATE_SUFFIX} has no {TEMPLATE_KEY}")
+    return yaml.safe_load(text)
+
+
+def serve_version(
     inference_service: str,
     namespace: str,
     model_version: str,
     storage_uri: str,
     percent: int,
     kserve_client=None,
+    aliases: dict[str, str] | None = None,
+    apply_aliases: Callable[[list[rollout.AliasOp]], list[str]] | None = None,
 ) -> dict:
-    """Serve ``model_version`` from ``storage_uri`` to ``percent`` % of the service's traffic.
+    """Make ``inference_service`` serve ``model_version``: create it, start a canary, or nothing.
 
     Refuses (CheckFailed) while another canary is in flight or the service is still rolling out.
-    Returns what was done, for the step's output.
+    ``apply_aliases`` moves the MLflow aliases once the API accepted the change (as ``kubectl model``
+    does). Returns what was done, for the step's output (``move`` is the rollout move's kind).
     """
     import kserve
     from kserve import KServeClient
+    from kubernetes.client.exceptions import ApiException
 
     client = kserve_client or KServeClient()
-    try:
-        current = client.get(inference_service, namespace=namespace)
-    except RuntimeError as exc:  # KServeClient wraps every API error in RuntimeError
-        raise MlstackError(f"cannot read InferenceService {namespace}/{inference_service}: {exc}") from exc
-    if isvc.serving_version(current) == str(model_version):
-        return {
-            "inference_service": inference_service,
-            "deployed": False,
-            "reason": f"already serving v{model_version}",
-        }
-    warnings = isvc.check_start(current, str(model_version), percent)
-    patch = isvc.start_canary_patch(current, str(model_version), storage_uri, percent)
-    patch["apiVersion"], patch["kind"] = isvc.API_VERSION, "InferenceService"
-    patch["metadata"].update(name=inference_service, namespace=namespace)
-    patch["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
-    configuration = kserve.Configuration()
-    configuration.client_side_validation = False  # a merge patch is a partial object
-    body = _sdk_object(patch, "V1beta1InferenceService", configuration)
-    try:
-        client.patch(inference_service, body, namespace=namespace)
-    except RuntimeError as exc:
-        raise CheckFailed(
-            f"KServe refused the canary patch for {namespace}/{inference_service}: {exc}"
-        ) from exc
-    log.info("canary started: %s/%s v%s at %d%%", namespace, inference_service, model_version, percent)
-    return {
+    current = _current(client, inference_service, namespace)
+    template = None if current is not None else _template(client, inference_service, namespace)
+    move = rollout.deploy(current, template, aliases or {}, str(model_version), storage_uri, percent)
+    result = {
         "inference_service": inference_service,
-        "deployed": True,
         "namespace": namespace,
+        "move": move.kind,
+        "deployed": move.kind != "noop",
         "model_version": str(model_version),
         "storage_uri": storage_uri,
-        "percent": int(percent),
-        "champion_version": isvc.serving_version(current),
-        "warnings": warnings,
+        "summary": move.summary,
+        "warnings": move.warnings,
+        "alias_ops": [op.describe() for op in move.alias_ops],
     }
+    if move.kind == "noop":
+        return result
+    try:
+        if move.create is not None:
+            body = dict(move.create)
+            body["metadata"] = {**body["metadata"], "namespace": namespace}
+            client.api_instance.create_namespaced_custom_object(
+                isvc.GROUP, isvc.VERSION, namespace, isvc.PLURAL, body
+            )
+        else:
+            (patch,) = move.patches
+            patch = isvc.merge_patch(
+                patch,
+                {
+                    "apiVersion": isvc.API_VERSION,
+                    "kind": "InferenceService",
+                    "metadata": {
+                        "name": inference_service,
+                        "namespace": namespace,
+                        "resourceVersion": current["metadata"].get("resourceVersion"),
+                    },
+                },
+            )
+            configuration = kserve.Configuration()
+            configuration.client_side_validation = False  # a merge patch is a partial object
+            client.patch(
+                inference_service,
+                _sdk_object(patch, "V1beta1InferenceService", configuration),
+                namespace=namespace,
+            )
+    except (RuntimeError, ApiException) as exc:  # KServeClient.patch wraps API errors in RuntimeError
+        raise CheckFailed(f"the API refused {move.kind} of {namespace}/{inference_service}: {exc}") from exc
+    log.info("%s: %s", move.kind, move.summary)
+    result["percent"] = 100 if move.create is not None else int(percent)
+    result["champion_version"] = None if current is None else isvc.serving_version(current)
+    if apply_aliases is not None:
+        result["registry"] = apply_aliases(move.alias_ops)
+    return result
 
 
 def deploy_step(
@@ -103,26 +172,28 @@ def deploy_step(
     percent: int = 0,
     kserve_client=None,
 ) -> dict:
-    """The step's body: nothing when ``deploy`` is off; otherwise look up the location and start the canary."""
+    """The step's body: nothing when ``deploy`` is off; otherwise find the version's location and serve it."""
     if not deploy:
         return {"deployed": False, "reason": "deploy parameter is off"}
     from mlflow import MlflowClient
 
+    from mlstack.adapters import model_aliases
     from mlstack.core import registry
     from mlstack.core.settings import load_settings
 
     settings = load_settings()
     if not model_version:
         return {"deployed": False, "reason": "nothing was registered"}
+    registry.configure(settings)
     if not storage_uri:
-        registry.configure(settings)
         storage_uri = registry.kserve_storage_uri(MlflowClient(), model_name, model_version)
-    result = start_canary(
+    return serve_version(
         inference_service,
         namespace,
         model_version,
         storage_uri,
         percent or settings.canary.initial_percent,
         kserve_client=kserve_client,
+        aliases=model_aliases.aliases(settings, model_name),
+        apply_aliases=lambda ops: model_aliases.apply(settings, ops),
     )
-    return result

@@ -105,12 +105,10 @@ def evaluate_op(
     config = TrainingConfig.model_validate_json(config_json)
     frame = dataio.load_table(eval_set.path)
     result = evaluate(joblib.load(model.path), frame, contract, config.threshold, config.slice_feature)
-    champion, champion_note = champion_metrics(
+    champion, champion_problem = champion_metrics(
         config.model_name, tracking_uri, frame, contract, config.threshold
     )
-    verdict = judge(result.metrics, config.gates, champion)
-    if champion_note:
-        verdict.reasons.append(f"champion comparison skipped: {champion_note}")
+    verdict = judge(result.metrics, config.gates, champion, champion_problem)
 
     for name, value in result.metrics.items():
         metrics.log_metric(name, round(value, 6))

@@ -190,5 +190,6 @@ def log_and_register(
         alias = choose_alias(aliases_of(client, config.model_name))
         client.set_registered_model_alias(config.model_name, alias, version)
         result["model_version"] = version
-        result["aliases"] = [alias]
+        # read back: what the registry holds now, not what this run meant to set
+        result["aliases"] = sorted(client.get_model_version(config.model_name, version).aliases)
     return result

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from mlstack.core.model import LoadedModel
 from serving import metrics
 from serving.batching import Batcher
+from serving.http_errors import error_response, json_response
 from serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
 from serving.runtime import Scorer, fast_sklearn
@@ -33,12 +34,8 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-def _error(status: int, field: str, rule: str, message: str) -> Response:
-    return _json(status, {"error": message, "field": field, "rule": rule})
+_json = json_response
+_error = error_response
 
 
 def build_app(
@@ -75,7 +72,21 @@ def build_app(
             return _error(404, "model_name", "model_not_found", f"Model with name {asked} does not exist.")
         return None
 
+    for protocol in ("v1", "v2"):  # the series exist from the start, so increase() counts every request
+        for code in ("200", "500"):
+            metrics.RESPONSES.labels(name, version, protocol, code)
+
     async def infer(request: Request, protocol: str) -> Response:
+        """Answer one inference request and count the answer by status code (an exception counts 500)."""
+        try:
+            response = await answer(request, protocol)
+        except Exception:
+            metrics.RESPONSES.labels(name, version, protocol, "500").inc()
+            raise
+        metrics.RESPONSES.labels(name, version, protocol, str(response.status_code)).inc()
+        return response
+
+    async def answer(request: Request, protocol: str) -> Response:
         missing = check_name(request)
         if missing is not None:
             return missing
@@ -114,6 +125,8 @@ def build_app(
         return await infer(request, "v2")
 
     async def v1_model(request: Request) -> Response:
+        if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
+            return not_allowed(request, None)
         return check_name(request) or _json(200, {"name": name, "ready": True})
 
     async def v2_model_ready(request: Request) -> Response:

@@ -18,8 +18,11 @@ pytest_plugins: list[str] = [
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
     "tests.fixtures.canary",
+    "tests.fixtures.knative_metrics",
     "tests.fixtures.cluster",
     "tests.fixtures.batch",
+    "tests.fixtures.control_plane",
+    "tests.fixtures.platform_apply",
 ]
 
 

@@ -1,6 +1,6 @@
 """``kubectl model``: canary lifecycle of mlstack InferenceServices (a kubectl plugin, ``kubectl-model``).
 
-Wires ``serving.canary`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
+Wires ``mlstack.core.rollout`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
 registry (aliases) and the Kubernetes API (``mlstack.adapters.kube``). With ``-f FILE`` it works on a
 manifest and prints the new object: no cluster, no registry writes (GitOps).
 """
@@ -14,11 +14,10 @@ from typing import Annotated
 import typer
 
 from mlstack.adapters import model_aliases
-from mlstack.cli.common import run_app, settings_from, setup_logging
+from mlstack.cli.common import ConfigOption, run_app, settings_from, setup_logging, version_callback
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
-from serving import canary
 
 app = typer.Typer(
     name="kubectl model",
@@ -42,12 +41,10 @@ File = Annotated[
         "--filename", "-f", help="Read the object from this manifest and print the new object (no cluster)."
     ),
 ]
-Config = Annotated[
-    str | None, typer.Option("--config", help="mlstack config YAML (default: $MLSTACK_CONFIG).")
-]
+Config = ConfigOption
 
 
-def _status_row(state: canary.CanaryState, obj: dict, wide: bool) -> dict:
+def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
     revs = state.revisions
     row = {
         "name": state.name,
@@ -80,7 +77,7 @@ def status(
     """Revisions, traffic %, model versions, readiness and MLflow aliases of one InferenceService."""
     target = Target(name, namespace, context, output, False, filename, settings_from(config))
     obj, kube = target.load()
-    state = canary.state_of(obj, target.aliases(obj, kube))
+    state = rollout.state_of(obj, target.aliases(obj, kube))
     row = _status_row(state, obj, wide=output == Output.wide)
     if output in (Output.json, Output.yaml):
         row["traffic"] = list(state.revisions.traffic)
@@ -114,18 +111,23 @@ def start_canary(
     config: Config = None,
 ) -> None:
     """Start a canary of --version at --percent, or change the percent of the canary in flight."""
+    if version is not None and not version.isdigit():
+        raise UsageError(f"--version {version!r} must be an MLflow model version number, e.g. 3")
+    if filename and version is not None and not storage_uri:
+        # -f works on a manifest alone: no registry is read, no mlflow.db is created
+        raise UsageError("-f needs --storage-uri with --version (the registry is not read in -f mode)")
     settings = settings_from(config)
     share = percent if percent is not None else settings.canary.initial_percent
     target = Target(name, namespace, context, output, dry_run, filename, settings)
     if version is None:
         if percent is None:
             raise UsageError("give --version to start a canary, or --percent to change the one in flight")
-        execute(target, lambda obj, aliases: canary.step(obj, aliases, share))
+        execute(target, lambda obj, aliases: rollout.step(obj, aliases, share))
         return
 
-    def build(obj: dict, aliases: dict[str, str]) -> canary.Move:
+    def build(obj: dict, aliases: dict[str, str]) -> rollout.Move:
         uri = storage_uri or model_aliases.storage_uri(settings, isvc.registered_model(obj), version)
-        return canary.start(obj, aliases, version, uri, share)
+        return rollout.start(obj, aliases, version, uri, share)
 
     execute(target, build)
 
@@ -142,7 +144,7 @@ def promote(
 ) -> None:
     """Send all traffic to the canary; MLflow champion -> its version, previous -> the old champion."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    execute(target, canary.promote)
+    execute(target, rollout.promote)
 
 
 @app.command()
@@ -160,7 +162,7 @@ def rollback(
 ) -> None:
     """Pin traffic to the champion (percent 0), restore its spec, tag the challenger 'rejected'."""
     target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
-    execute(target, lambda obj, aliases: canary.rollback(obj, aliases, reason))
+    execute(target, lambda obj, aliases: rollout.rollback(obj, aliases, reason))
 
 
 @app.command()
@@ -181,7 +183,7 @@ def analyze(
     settings = settings_from(config)
     target = Target(name, namespace, context, output, False, filename, settings)
     obj, kube = target.load()
-    state = canary.state_of(obj, target.aliases(obj, kube))
+    state = rollout.state_of(obj, target.aliases(obj, kube))
     if state.phase != "canary":
         _report(
             {
@@ -213,7 +215,7 @@ def analyze(
 
     def unchanged(build):
         # the object is read again to apply: act only on the canary that was analysed
-        def checked(current: dict, aliases: dict[str, str]) -> canary.Move:
+        def checked(current: dict, aliases: dict[str, str]) -> rollout.Move:
             if isvc.serving_version(current) != state.challenger_version:
                 raise CheckFailed(
                     f"the canary of {name!r} changed during the analysis; not applying the verdict"
@@ -223,10 +225,10 @@ def analyze(
         return checked
 
     if apply and analysis.verdict == "promote":
-        move, done = execute(target, unchanged(canary.promote), quiet=True)
+        move, done = execute(target, unchanged(rollout.promote), quiet=True)
     elif apply and analysis.verdict == "rollback":
         reason = "canary analysis: " + "; ".join(analysis.reasons)
-        move, done = execute(target, unchanged(lambda o, a: canary.rollback(o, a, reason)), quiet=True)
+        move, done = execute(target, unchanged(lambda o, a: rollout.rollback(o, a, reason)), quiet=True)
     if move is not None:
         summary["applied"] = {"move": move.kind, "summary": move.summary, "registry": done}
     # with -f the new object owns stdout; the verdict goes to stderr
@@ -249,7 +251,13 @@ def _report(summary: dict, output: Output | None, err: bool = False) -> None:
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     setup_logging(verbose)
 
 

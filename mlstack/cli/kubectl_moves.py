@@ -12,10 +12,9 @@ import typer
 import yaml
 
 from mlstack.adapters import model_aliases
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
-from serving import canary
 
 
 class Output(StrEnum):
@@ -51,12 +50,14 @@ class Target:
 
 
 def _read_manifest(path: Path, name: str) -> dict:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a manifest file")
     if not path.is_file():
-        raise UsageError(f"file not found: {path}")
+        raise UsageError(f"{path}: file not found")
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # PyYAML's text spans lines: one line, the file named first
+        raise UsageError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     found = [
         d
         for d in docs
@@ -84,14 +85,19 @@ def dump(obj, output: Output | None) -> str:
 
 
 def execute(
-    target: Target, build: Callable[[dict, dict[str, str]], canary.Move], quiet: bool = False
-) -> tuple[canary.Move, list[str]]:
+    target: Target, build: Callable[[dict, dict[str, str]], rollout.Move], quiet: bool = False
+) -> tuple[rollout.Move, list[str]]:
     """Build a move from the current object and apply it (or print it); returns it and the registry changes."""
     obj, kube = target.load()
     move = build(obj, target.aliases(obj, kube))
     for warning in move.warnings:
         typer.echo(f"warning: {warning}", err=True)
     notes = [op.describe() for op in move.alias_ops]
+    if not move.patches:  # a no-op move: nothing to send, nothing to move in the registry
+        typer.echo(f"{move.kind}: {move.summary}", err=target.output in (Output.json, Output.yaml))
+        if target.output in (Output.json, Output.yaml) or kube is None:
+            typer.echo(dump(_manifest(obj) if kube is None else obj, target.output))
+        return move, []
     if kube is None:
         typer.echo(dump(_manifest(move.result(obj)), target.output))
         if notes:

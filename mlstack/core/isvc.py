@@ -1,5 +1,6 @@
-"""InferenceService objects as plain dicts: where mlstack keeps model versions, how to read KServe's status,
-and the patch that starts a canary.
+"""InferenceService objects as plain dicts: where mlstack keeps model versions and how to read KServe's status.
+
+The moves that change a service (create, canary, promote, rollback) are in ``mlstack.core.rollout``.
 
 Pure functions over the JSON the Kubernetes API returns (no kserve import: the core stays light and both
 ``serving`` and ``components`` use it). KServe in Knative mode splits traffic with
@@ -19,10 +20,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from mlstack.core.errors import CheckFailed, UsageError
+from mlstack.core.errors import UsageError
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
@@ -137,65 +137,6 @@ def version_env(env: list[dict] | None, version: str) -> list[dict]:
     """The env list with MLSTACK_MODEL_VERSION set (a merge patch replaces lists whole)."""
     kept = [dict(e) for e in env or [] if e.get("name") != VERSION_ENV]
     return [*kept, {"name": VERSION_ENV, "value": str(version)}]
-
-
-def check_start(obj: dict, version: str, percent: int) -> list[str]:
-    """Raise when starting a canary of ``version`` would be unsafe; return warnings to print."""
-    if not 1 <= percent <= 100:
-        raise UsageError(f"--percent must be between 1 and 100, got {percent}")
-    current = canary_percent(obj)
-    serving = serving_version(obj)
-    if current is not None and current > 0:
-        raise CheckFailed(
-            f"a canary is in flight on {name_of(obj)!r} (version {serving} at {current}%); "
-            "promote or roll it back before starting another"
-        )
-    if serving is not None and str(serving) == str(version):
-        raise CheckFailed(f"version {version} is already what {name_of(obj)!r} serves; nothing to canary")
-    revs = revisions(obj)
-    if not revs.has_status:
-        return [f"{name_of(obj)!r} has no status (a manifest, not a live object): readiness not checked"]
-    if not revs.latest_rolledout:
-        # KServe only splits traffic once a revision has been rolled out at 100%; before that the
-        # new revision would take all traffic.
-        raise CheckFailed(
-            f"KServe has no rolled-out revision for {name_of(obj)!r} yet; wait until it is Ready"
-        )
-    if not revs.up_to_date:
-        raise CheckFailed(
-            f"{name_of(obj)!r} is still rolling out revision {revs.latest_created} "
-            f"(latest ready: {revs.latest_ready}); wait until it is Ready"
-        )
-    return []
-
-
-def start_canary_patch(
-    obj: dict, version: str, storage_uri: str, percent: int, now: datetime | None = None
-) -> dict:
-    """Merge patch that serves ``version`` from ``storage_uri`` to ``percent`` % of traffic.
-
-    Records the champion being replaced (version and storage URI) in annotations so a rollback can
-    restore it. Call ``check_start`` first.
-    """
-    model = model_spec(obj)
-    champion_version = serving_version(obj) or ""
-    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "metadata": {
-            "annotations": {
-                ANN_CHAMPION_VERSION: str(champion_version),
-                ANN_CHAMPION_URI: model["storageUri"],
-                ANN_CHALLENGER_VERSION: str(version),
-                ANN_STARTED_AT: stamp,
-            }
-        },
-        "spec": {
-            "predictor": {
-                "canaryTrafficPercent": int(percent),
-                "model": {"storageUri": storage_uri, "env": version_env(model.get("env"), version)},
-            }
-        },
-    }
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

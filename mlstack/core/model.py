@@ -181,3 +181,26 @@ def resolve_model_uri(uri: str) -> tuple[str, str]:
         return body, str(client.get_model_version_by_alias(body, "champion").version)
     except MlflowException as exc:
         raise UsageError(f"cannot resolve {uri} in the MLflow registry: {exc.message}") from exc
+
+
+def registered_contract(name: str, version: str) -> DataContract:
+    """The data contract of a registered model version, read from its MLmodel metadata only.
+
+    Reads one small file (no model weights); UsageError when the version or its contract is unknown.
+    """
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="mlstack-contract-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=tmp
+            )
+        except (MlflowException, OSError) as exc:
+            raise UsageError(f"no MLmodel for {name} version {version} in the registry: {exc}") from exc
+        meta = (yaml.safe_load(Path(local).read_text()) or {}).get("metadata") or {}
+    if "mlstack_contract" not in meta:
+        raise UsageError(f"{name} version {version} has no mlstack_contract metadata")
+    return DataContract.model_validate(meta["mlstack_contract"])

@@ -18,12 +18,8 @@ import pytest
 from tests.conftest import free_port, wait_for_http
 from tests.fixtures.cluster import by_kind, containers_of, pod_specs, render_objects, values_file
 
-# what each image runs when the chart gives no command (the Dockerfiles' ENTRYPOINT)
-ENTRYPOINT = {
-    "mlstack-components": ["python"],
-    "mlstack-serving": ["mlstack"],
-    "mlstack-monitoring": ["mlstack"],
-}
+# the one image (Dockerfile at the root); every container of it sets its command in the chart
+OUR_IMAGES = {"mlstack"}
 # the area that owns each sub-command, for the skip message until its branch lands
 OWNER = {"serve": "serving", "sink": "serving", "drift": "monitoring", "analyze": "canary"}
 
@@ -36,11 +32,12 @@ def our_containers(objects):
         for spec in specs:
             for c in containers_of(spec):
                 repo = c["image"].rsplit("/", 1)[-1].split(":")[0].split("@")[0]
-                if repo in ENTRYPOINT:
-                    yield (
-                        f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}",
-                        (c.get("command") or ENTRYPOINT[repo]) + c.get("args", []),
+                if repo in OUR_IMAGES:
+                    label = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+                    assert c.get("command"), (
+                        f"{label}: the one image has no per-component entrypoint; set command"
                     )
+                    yield label, c["command"] + c.get("args", [])
 
 
 def command_lines(objects):

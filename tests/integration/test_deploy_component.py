@@ -1,4 +1,9 @@
-"""The pipeline's deploy step: a canary started through the real KServe SDK client against the loopback API."""
+"""The pipeline's deploy step: the registered version served through the real KServe SDK client.
+
+Against the real kube-apiserver holding KServe's CRD (``kube_api``: tests/fixtures/kserve_api.py,
+where only KServe's controller is a stand-in, writing status): the first deploy creates the InferenceService from the chart's own rendered
+template ConfigMap, a later version starts a canary, the served version is a no-op.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,11 @@ import os
 import pytest
 import yaml
 
-from components.deploy import deploy_step, start_canary
+from components.deploy import TEMPLATE_KEY, deploy_step, serve_version
 from components.deploy_op import deploy_canary_op
 from components.image import COMPONENT_IMAGE
 from mlstack.core.errors import CheckFailed
+from tests.fixtures.cluster import named, render_objects, values_file
 
 
 @pytest.fixture
@@ -21,7 +27,7 @@ def kserve_client(kube_api):
 
 
 def test_start_canary_patches_through_the_kserve_sdk(kube_api, kserve_client):
-    result = start_canary(
+    result = serve_version(
         "fraud", "models", "2", "s3://mlflow/1/models/m-2/artifacts", 10, kserve_client=kserve_client
     )
     assert result["champion_version"] == "1" and result["percent"] == 10
@@ -32,7 +38,7 @@ def test_start_canary_patches_through_the_kserve_sdk(kube_api, kserve_client):
     traffic = {t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]}
     assert traffic == {"fraud-predictor-00002": 10, "fraud-predictor-00001": 90}
     with pytest.raises(CheckFailed, match="in flight"):
-        start_canary(
+        serve_version(
             "fraud", "models", "3", "s3://mlflow/1/models/m-3/artifacts", 10, kserve_client=kserve_client
         )
 
@@ -87,3 +93,59 @@ def test_training_pipeline_deploys_only_behind_the_gate_and_the_switch(tmp_path)
     inner = spec["components"][gate_branch["componentRef"]["name"]]["dag"]["tasks"]
     assert any(t.get("taskInfo", {}).get("name") == "deploy-enabled" for t in inner.values())
     assert spec["root"]["inputDefinitions"]["parameters"]["deploy"]["defaultValue"] is False
+
+
+def _chart_template(namespace: str) -> dict:
+    """The ConfigMap the chart renders with the kind values (what `make deploy` installs)."""
+    config_map = named(
+        render_objects(values_file("values-kind.yaml")), "ConfigMap", "loan-default-isvc-template"
+    )
+    return {**config_map, "metadata": {**config_map["metadata"], "namespace": namespace}}
+
+
+def test_first_deploy_creates_the_service_from_the_chart_template(kube_api, kserve_client):
+    kube_api.config_maps[("models", "loan-default-isvc-template")] = _chart_template("models")
+    uri = "s3://mlstack/mlflow-artifacts/1/models/m-abc/artifacts"
+    moved = []
+    result = serve_version(
+        "loan-default", "models", "1", uri, 10, kserve_client=kserve_client, apply_aliases=moved.extend
+    )
+    assert result["move"] == "create" and result["percent"] == 100
+    created = kube_api.objects[("models", "loan-default")]
+    predictor = created["spec"]["predictor"]
+    assert predictor["model"]["storageUri"] == uri
+    assert predictor["model"]["env"] == [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
+    assert "canaryTrafficPercent" not in predictor
+    # the rest is the chart's: runtime, service account, logger to the sink
+    assert predictor["model"]["runtime"] == "mlstack-sklearn"
+    assert predictor["serviceAccountName"].endswith("-predictor")
+    assert predictor["logger"]["url"].startswith("http://")
+    assert [op.describe() for op in moved] == ["alias champion -> loan-default v1"]
+    # the same version again: nothing sent
+    posts = [r for r in kube_api.requests if r[0] in ("POST", "PATCH")]
+    again = serve_version("loan-default", "models", "1", uri, 10, kserve_client=kserve_client)
+    assert again["move"] == "noop" and not again["deployed"]
+    assert [r for r in kube_api.requests if r[0] in ("POST", "PATCH")] == posts
+    # the next version: a canary next to it
+    nxt = serve_version(
+        "loan-default", "models", "2", uri.replace("abc", "def"), 10, kserve_client=kserve_client
+    )
+    assert nxt["move"] == "start" and nxt["champion_version"] == "1"
+    assert kube_api.objects[("models", "loan-default")]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+
+
+def test_first_deploy_without_the_chart_template_fails_saying_why(kube_api, kserve_client):
+    with pytest.raises(CheckFailed, match="isvc-template"):
+        serve_version("loan-default", "models", "1", "s3://mlstack/x", 10, kserve_client=kserve_client)
+    assert not [r for r in kube_api.requests if r[0] == "POST"]
+
+
+def test_the_template_is_a_valid_inference_service_once_filled():
+    from mlstack.core import rollout
+    from tests.fixtures.kserve_schema import validate_isvc
+
+    template = yaml.safe_load(_chart_template("models")["data"][TEMPLATE_KEY])
+    assert template["spec"]["predictor"]["model"]["storageUri"] == ""
+    obj = rollout.first_deploy(template, "3", "s3://mlstack/mlflow-artifacts/1/models/m-3/artifacts")
+    assert not validate_isvc(obj)
+    assert rollout.state_of(obj).phase == "stable" and rollout.state_of(obj).serving_version == "3"

@@ -1,6 +1,6 @@
 """``kubectl model`` end to end: the real kubernetes client against a loopback API, a real MLflow registry.
 
-Only the Kubernetes API is a stand-in (``tests/fixtures/kube_fake.py``); it validates every patch and
+Only the Kubernetes API is a stand-in (``tests.fixtures.kserve_standin.py``); it validates every patch and
 object against the kserve SDK models and answers 422 to anything invalid.
 """
 
@@ -19,6 +19,7 @@ def patches(server) -> list[dict]:
 
 
 def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_registry, kubectl_model):
+    read_version = kube_api.objects[("models", "fraud")]["metadata"]["resourceVersion"]
     code, out, err = kubectl_model("canary", "fraud", "--version", "2", "--percent", "10")
     assert code == 0, err
     obj = kube_api.objects[("models", "fraud")]
@@ -28,7 +29,7 @@ def test_canary_status_promote_moves_traffic_and_aliases(kube_api, mlflow_regist
         "fraud-predictor-00002": 10,
         "fraud-predictor-00001": 90,
     }
-    assert patches(kube_api)[0]["metadata"]["resourceVersion"] == "1"
+    assert patches(kube_api)[0]["metadata"]["resourceVersion"] == read_version
 
     code, out, err = kubectl_model("status", "fraud", "-o", "json")
     assert code == 0, err
@@ -100,7 +101,7 @@ def test_unsafe_and_wrong_moves_fail_with_one_line(kube_api, mlflow_registry, ku
 
 def test_manifest_mode_prints_valid_objects_from_the_console_script(tmp_path):
     """The acceptance line: `kubectl model canary NAME --version V --percent 10 -f isvc.yaml --dry-run -o yaml`."""
-    from tests.fixtures.kube_fake import FakeKServe, base_isvc
+    from tests.fixtures.kserve_standin import FakeKServe, base_isvc
 
     kserve = FakeKServe()
     live = kserve.reconcile(
@@ -167,8 +168,12 @@ def test_context_and_namespace_follow_kubectl_habits(
     import os
 
     config = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+    current = config["contexts"][0]["context"]
     config["contexts"].append(
-        {"name": "staging", "context": {"cluster": "fake", "user": "fake", "namespace": "staging"}}
+        {
+            "name": "staging",
+            "context": {"cluster": current["cluster"], "user": current["user"], "namespace": "staging"},
+        }
     )
     path = tmp_path / "two-contexts"
     path.write_text(yaml.safe_dump(config))
@@ -179,3 +184,30 @@ def test_context_and_namespace_follow_kubectl_habits(
     assert code == 0, err
     code, _, err = kubectl_model("status", "fraud", "--context", "nope")
     assert code == 2 and "cannot load a kubeconfig" in err
+
+
+def test_a_concurrent_write_is_a_conflict_not_a_lost_update(
+    kube_api, mlflow_registry, kubectl_model, monkeypatch
+):
+    """Someone writes between our read and our patch: the server answers 409, we say so in one line."""
+    from mlstack.cli.kube import Kube
+
+    real_get = Kube.get
+
+    def get_then_someone_writes(self, name):
+        obj = real_get(self, name)
+        kube_api.plane.kubectl(
+            "-n", "models", "annotate", "inferenceservice", name, "example.com/touched=yes", "--overwrite"
+        )
+        return obj
+
+    monkeypatch.setattr(Kube, "get", get_then_someone_writes)
+    code, _, err = kubectl_model("canary", "fraud", "--version", "2", "--percent", "10")
+    assert (code, err.strip()) == (
+        1,
+        "error: InferenceService 'fraud' changed while we worked on it; run the command again",
+    )
+    monkeypatch.setattr(Kube, "get", real_get)
+    obj = kube_api.objects[("models", "fraud")]
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert obj["metadata"]["annotations"]["example.com/touched"] == "yes"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mlstack.core import isvc
+from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
-from serving import canary
 from tests.fixtures.kserve_schema import assert_valid_isvc, validate_isvc
-from tests.fixtures.kube_fake import FakeKServe, base_isvc
+from tests.fixtures.kserve_standin import FakeKServe, base_isvc
 
 ALIASES = {"champion": "1", "challenger": "2"}
 
@@ -62,7 +61,7 @@ def live():
     return kserve, kserve.reconcile(obj)
 
 
-def apply(kserve: FakeKServe, obj: dict, move: canary.Move) -> dict:
+def apply(kserve: FakeKServe, obj: dict, move: rollout.Move) -> dict:
     for patch in move.patches:
         assert_valid_isvc(patch, patch=True)
         obj = isvc.merge_patch(obj, patch)
@@ -79,7 +78,7 @@ def traffic(obj: dict) -> dict[str, int]:
 def test_documented_canary_status_is_read_as_a_canary_in_flight():
     obj = yaml.safe_load(DOC_CANARY)
     assert validate_isvc(obj) == []
-    state = canary.state_of(obj, ALIASES)
+    state = rollout.state_of(obj, ALIASES)
     assert (state.phase, state.percent) == ("canary", 10)
     assert (state.champion_version, state.challenger_version) == ("1", "2")
     assert (state.primary_revision, state.canary_revision) == (
@@ -90,7 +89,7 @@ def test_documented_canary_status_is_read_as_a_canary_in_flight():
 
 def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
     kserve, obj = live
-    move = canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10)
+    move = rollout.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10)
     after = apply(kserve, obj, move)
     assert after["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert after["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-2"
@@ -107,7 +106,7 @@ def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
 def test_start_keeps_other_env_vars(live):
     kserve, obj = live
     obj["spec"]["predictor"]["model"]["env"].insert(0, {"name": "LOG_LEVEL", "value": "debug"})
-    after = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    after = apply(kserve, obj, rollout.start(obj, {}, "2", "s3://mlflow/m-2", 10))
     assert after["spec"]["predictor"]["model"]["env"] == [
         {"name": "LOG_LEVEL", "value": "debug"},
         {"name": "MLSTACK_MODEL_VERSION", "value": "2"},
@@ -116,10 +115,10 @@ def test_start_keeps_other_env_vars(live):
 
 def test_step_then_promote_moves_all_traffic_and_aliases(live):
     kserve, obj = live
-    obj = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10))
-    obj = apply(kserve, obj, canary.start(obj, ALIASES, "2", "s3://mlflow/m-2", 50))  # same version = step
+    obj = apply(kserve, obj, rollout.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10))
+    obj = apply(kserve, obj, rollout.start(obj, ALIASES, "2", "s3://mlflow/m-2", 50))  # same version = step
     assert traffic(obj) == {"fraud-predictor-00002": 50, "fraud-predictor-00001": 50}
-    move = canary.promote(obj, ALIASES)
+    move = rollout.promote(obj, ALIASES)
     assert move.patches == [{"spec": {"predictor": {"canaryTrafficPercent": None}}}]
     obj = apply(kserve, obj, move)
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
@@ -132,18 +131,18 @@ def test_step_then_promote_moves_all_traffic_and_aliases(live):
         "alias previous -> fraud v1",
         "remove alias challenger (was v2)",
     ]
-    assert canary.state_of(obj, {"champion": "2"}).phase == "stable"
+    assert rollout.state_of(obj, {"champion": "2"}).phase == "stable"
 
 
 def test_rollback_pins_champion_then_restores_its_spec(live):
     kserve, obj = live
-    obj = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 20))
-    move = canary.rollback(obj, ALIASES, "accuracy dropped")
+    obj = apply(kserve, obj, rollout.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 20))
+    move = rollout.rollback(obj, ALIASES, "accuracy dropped")
     assert move.patches[0] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
     after_first = kserve.reconcile(isvc.merge_patch(obj, move.patches[0]))
     assert traffic(after_first)["fraud-predictor-00001"] == 100
     assert traffic(after_first)["fraud-predictor-00002"] == 0
-    assert canary.state_of(after_first, ALIASES).phase == "rolling-back"
+    assert rollout.state_of(after_first, ALIASES).phase == "rolling-back"
     obj = apply(kserve, obj, move)
     model = obj["spec"]["predictor"]["model"]
     assert model["storageUri"] == "s3://mlflow/m-1"
@@ -151,7 +150,7 @@ def test_rollback_pins_champion_then_restores_its_spec(live):
     assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
     # the restored spec is a new revision, but traffic stays on the champion's rolled-out revision
     assert traffic(obj)["fraud-predictor-00001"] == 100
-    assert canary.state_of(obj, {"champion": "1"}).phase == "rolled-back"
+    assert rollout.state_of(obj, {"champion": "1"}).phase == "rolled-back"
     assert [op.describe() for op in move.alias_ops] == [
         "remove alias challenger (was v2)",
         "tag fraud v2 rejected=accuracy dropped",
@@ -159,53 +158,55 @@ def test_rollback_pins_champion_then_restores_its_spec(live):
     # re-applying the restored object re-rolls nothing; a new canary may start from here
     again = kserve.reconcile(obj)
     assert traffic(again) == traffic(obj)
-    restarted = apply(kserve, obj, canary.start(obj, {"champion": "1"}, "3", "s3://mlflow/m-3", 10))
+    restarted = apply(kserve, obj, rollout.start(obj, {"champion": "1"}, "3", "s3://mlflow/m-3", 10))
     assert traffic(restarted)["fraud-predictor-00001"] == 90
 
 
 def test_start_refused_while_a_canary_is_in_flight(live):
     kserve, obj = live
-    obj = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    obj = apply(kserve, obj, rollout.start(obj, {}, "2", "s3://mlflow/m-2", 10))
     with pytest.raises(CheckFailed, match="canary is in flight"):
-        canary.start(obj, ALIASES, "3", "s3://mlflow/m-3", 10)
+        rollout.start(obj, ALIASES, "3", "s3://mlflow/m-3", 10)
 
 
 def test_promote_refused_while_the_canary_revision_is_not_ready(live):
     kserve, obj = live
     kserve.fail_next = True
-    obj = apply(kserve, obj, canary.start(obj, {}, "2", "s3://mlflow/m-2", 10))
+    obj = apply(kserve, obj, rollout.start(obj, {}, "2", "s3://mlflow/m-2", 10))
     assert obj["status"]["components"]["predictor"]["latestReadyRevision"] == "fraud-predictor-00001"
     with pytest.raises(CheckFailed, match="not ready"):
-        canary.promote(obj, ALIASES)
+        rollout.promote(obj, ALIASES)
     # rolling back a broken canary is always allowed
-    assert canary.rollback(obj, ALIASES, "broken").kind == "rollback"
+    assert rollout.rollback(obj, ALIASES, "broken").kind == "rollback"
 
 
 def test_promote_and_rollback_refused_without_a_canary(live):
     _, obj = live
     with pytest.raises(CheckFailed, match="nothing to promote"):
-        canary.promote(obj, ALIASES)
+        rollout.promote(obj, ALIASES)
     with pytest.raises(CheckFailed, match="--version 0 --percent 100"):
-        canary.rollback(obj, {"champion": "1", "previous": "0"}, "why")
+        rollout.rollback(obj, {"champion": "1", "previous": "0"}, "why")
 
 
 def test_start_refused_before_kserve_rolled_out_anything():
     obj = base_isvc()
     obj["status"] = {"components": {"predictor": {"latestCreatedRevision": "fraud-predictor-00001"}}}
     with pytest.raises(CheckFailed, match="wait until it is Ready"):
-        canary.start(obj, {}, "2", "s3://mlflow/m-2", 10)
+        rollout.start(obj, {}, "2", "s3://mlflow/m-2", 10)
 
 
-def test_start_refuses_same_version_and_bad_percent(live):
+def test_start_of_the_served_version_is_a_noop_and_bad_percent_refused(live):
+    """One behaviour everywhere (kubectl model, the deploy step): serving what is served changes nothing."""
     _, obj = live
-    with pytest.raises(CheckFailed, match="already what"):
-        canary.start(obj, {}, "1", "s3://mlflow/m-1", 10)
+    move = rollout.start(obj, {}, "1", "s3://mlflow/m-1", 10)
+    assert move.kind == "noop" and move.patches == [] and move.alias_ops == []
+    assert move.result(obj) == obj
     with pytest.raises(UsageError):
-        canary.start(obj, {}, "2", "s3://mlflow/m-2", 0)
+        rollout.start(obj, {}, "2", "s3://mlflow/m-2", 0)
 
 
 def test_manifest_without_status_is_allowed_with_a_warning():
-    move = canary.start(base_isvc(), {}, "2", "s3://mlflow/m-2", 10)
+    move = rollout.start(base_isvc(), {}, "2", "s3://mlflow/m-2", 10)
     assert move.warnings and "readiness not checked" in move.warnings[0]
     assert_valid_isvc(move.result(base_isvc()))
 

@@ -1,6 +1,7 @@
-"""The three images: multi-stage, base pinned by digest, installed from uv.lock, non-root.
+"""The one image: multi-stage, base pinned by digest, installed from uv.lock, non-root.
 
-No container engine runs here, so these read the Dockerfiles; `make images` builds them.
+No container engine runs here, so these read the Dockerfile; `make images` builds it. Whether every
+locked wheel exists for arm64 is tests/unit/test_arm64_wheels.py.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ import yaml
 
 from tests.fixtures.cluster import CHART, ROOT
 
-IMAGES = {
-    "components": "mlstack-components",
-    "serving": "mlstack-serving",
-    "monitoring": "mlstack-monitoring",
-}
+# the one image and where its Dockerfile lives (repository root)
+IMAGES = {".": "mlstack"}
 
 
 def dockerfile(area: str) -> str:
@@ -85,17 +83,35 @@ def test_final_stage_copies_only_the_built_environment(area):
 
 
 def test_build_context_excludes_local_state():
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    for path in (".venv", ".git", ".mlstack", ".tools"):
-        assert path in ignored
+    """An allow-list: everything is excluded, then only what the image installs is let back in."""
+    lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+    for path in (".venv", ".git", ".mlstack", ".tools", "tests", "bin"):
+        assert path not in allowed
 
 
-def test_chart_and_makefile_use_the_agreed_image_names():
+def test_chart_makefile_and_components_use_the_one_image():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    assert {k: values["images"][k]["repository"] for k in IMAGES} == IMAGES
+    ours = {k for k, v in values["images"].items() if not v["repository"].startswith("docker.io/")}
+    assert ours == {"mlstack"} and values["images"]["mlstack"]["repository"] == "mlstack"
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^IMAGES := components serving monitoring$", makefile, re.M)
-    assert "-f $$image/Dockerfile -t $(REGISTRY)/mlstack-$$image:$(IMAGE_TAG)" in makefile
+    assert re.search(r"^IMAGE := mlstack$", makefile, re.M)
+    assert "build -f Dockerfile -t $(REGISTRY)/$(IMAGE):$(IMAGE_TAG) ." in makefile
+    from components.image import COMPONENT_IMAGE
+
+    assert COMPONENT_IMAGE.rsplit("/", 1)[-1].split(":")[0] == "mlstack"
+    assert not [p for p in ROOT.glob("*/Dockerfile")], "one Dockerfile, at the repository root"
+
+
+def test_build_stage_can_compile_what_has_no_arm64_wheel():
+    """psutil 5.9.8 (kserve pins psutil<6) has no linux-aarch64 wheel: the build stage needs gcc."""
+    steps = instructions(dockerfile("."))
+    first_runtime = max(i for i, (word, _) in enumerate(steps) if word == "FROM")
+    build_runs = " ".join(args for word, args in steps[:first_runtime] if word == "RUN")
+    runtime_runs = " ".join(args for word, args in steps[first_runtime:] if word == "RUN")
+    assert "gcc" in build_runs and "libc6-dev" in build_runs
+    assert "gcc" not in runtime_runs, "the compiler stays out of the runtime image"
 
 
 def test_dockerfiles_copy_every_package_the_wheel_needs():
