@@ -65,9 +65,11 @@ test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, anal
 	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(VENV)/.synced ## Lint and format-check the Python code (ruff)
+lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-linter) and type-check (mypy)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 .PHONY: fmt
 fmt: $(VENV)/.synced ## Format the Python code (ruff)
@@ -135,7 +137,7 @@ $(MLSERVER_VENV)/bin/mlserver:
 ##@ Benchmarks
 
 .PHONY: bench-serving
-bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Predictor vs MLServer 1.7 vs mlflow serve vs uvicorn floor, plus sink ingest -> bench/results/serving.{json,md}
+bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Both engines (onnx, sklearn), lean + kserve.ModelServer vs MLServer 1.7.1 (stock + batching) vs mlflow serve, pinned cores, plus sink -> bench/results/serving.{json,md} (BENCH_QUICK=1: a 5-min check)
 	$(PY) bench/serving_bench.py
 
 .PHONY: bench-batch
@@ -283,5 +285,6 @@ evidently-ui-local: $(VENV)/.synced ## Evidently UI on the local drift workspace
 	$(VENV)/bin/evidently ui --workspace $(MLSTACK_HOME)/evidently --host 127.0.0.1 --port 8000
 
 .PHONY: e2e
-e2e: setup ## Run the end-to-end story against the current kind cluster (skipped when none is reachable)
+e2e: $(VENV)/.synced ## Run the end-to-end story against the current kind cluster (skipped when none is reachable)
+	@mkdir -p $(BIN) && ln -sf $(VENV)/bin/kubectl-model $(BIN)/kubectl-model
 	PATH="$(VENV)/bin:$(BIN):$$PATH" $(PY) -m pytest -m e2e tests/e2e -v -rs $(PYTEST_ARGS)

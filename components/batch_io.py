@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,7 +69,7 @@ class ChunkedInput:
     batches: Iterator[pa.RecordBatch]
 
 
-def open_batches(uri: str, chunk_rows: int, text_columns: list[str] = ()) -> ChunkedInput:
+def open_batches(uri: str, chunk_rows: int, text_columns: Sequence[str] = ()) -> ChunkedInput:
     """Open a CSV/Parquet file or Parquet directory (local or s3://) for reading in chunks.
 
     ``text_columns`` are read from CSV as text, so one malformed cell rejects its row instead of

@@ -13,7 +13,7 @@ from components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def resolve_model_op(model: str, tracking_uri: str) -> NamedTuple(
+def resolve_model_op(model: str, tracking_uri: str) -> NamedTuple(  # type: ignore[valid-type]  # KFP's form
     "ResolvedModel", [("name", str), ("version", str)]
 ):
     """Pin NAME[@ALIAS|/VERSION] to one registered version, so scoring uses exactly that version."""
@@ -29,7 +29,8 @@ def resolve_model_op(model: str, tracking_uri: str) -> NamedTuple(
         name, version = resolve_spec(model, tracking_uri)
     except MlstackError as exc:
         fail_step(str(exc))
-    return namedtuple("ResolvedModel", ["name", "version"])(name, version)
+    ResolvedModel = namedtuple("ResolvedModel", ["name", "version"])
+    return ResolvedModel(name, version)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

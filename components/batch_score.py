@@ -9,7 +9,8 @@ Output (Parquet): every input column, then ``row_number`` (0-based position in t
 and ``run_id``. Numeric features read as text (CSV) are written as float64 (integer features as
 int64), so the file is a drift job's ``--current`` window as is. Rejects (Parquet): the rejected
 input rows as read, ``row_number`` and ``reject_reason``. Predictions come from
-``mlstack.core.model.predict`` only, the path the online predictor uses.
+``LoadedModel.predict``, the engine the online predictor would choose for the same version (the
+compiled artifact when it verifies, scikit-learn otherwise, logged with the reason).
 """
 
 import logging
@@ -24,7 +25,7 @@ from components.batch_checks import check_chunk, features_frame, ok_mask, reason
 from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, model_uri, open_batches
 from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
-from mlstack.core.model import LoadedModel, load, predict, resolve_model_uri
+from mlstack.core.model import LoadedModel, load, resolve_model_uri
 from mlstack.core.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class BatchSummary:
     positives: int = 0
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    engine: str = "sklearn"  # the online predictor's choice: onnx when the version's artifact verifies
+    engine_reason: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -141,6 +144,7 @@ def score_table(
     run_id = run_id or uuid.uuid4().hex
     output_uri = expand_uri(output_uri, run_id)
     rejects_uri = expand_uri(rejects_uri, run_id) if rejects_uri else default_rejects_uri(output_uri)
+    refuse_overlap(input_uri, output_uri, rejects_uri)
     features = model.feature_names
     source = open_batches(input_uri, chunk_rows, text_columns=features)
     missing = [name for name in features if name not in source.schema.names]
@@ -151,6 +155,9 @@ def score_table(
         )
     digest = fingerprint_uri(input_uri, chunk_rows)
     summary = BatchSummary(model.name, model.version, input_uri, output_uri, rejects_uri, digest, run_id)
+    summary.engine, summary.engine_reason = model.engine, model.engine_reason
+    if model.compiled is None:
+        log.warning("scoring %s v%s with scikit-learn: %s", model.name, model.version, model.engine_reason)
     lineage = {
         "model_name": model.name,
         "model_version": model.version,
@@ -167,7 +174,7 @@ def score_table(
             reasons, parsed = check_chunk(features_frame(batch, model.contract), model.contract)
             keep = ok_mask(reasons)
             if keep.any():
-                labels, proba = predict(model.pipeline, parsed[keep], model.contract, model.threshold)
+                labels, proba = model.predict(parsed[keep])
                 scored_sink.write(_scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage))
                 summary.positives += int(labels.sum())
             if not keep.all():
@@ -185,15 +192,34 @@ def score_table(
     summary.reasons = counts
     summary.seconds = time.perf_counter() - started
     log.info(
-        "scored %d of %d rows with %s v%s (%d rejected) in %.1fs",
+        "scored %d of %d rows with %s v%s on %s (%d rejected) in %.1fs",
         summary.scored,
         summary.rows,
         model.name,
         model.version,
+        model.engine,
         summary.rejected,
         summary.seconds,
     )
     return summary
+
+
+def refuse_overlap(input_uri: str, output_uri: str, rejects_uri: str) -> None:
+    """Output, rejects and input must be three different places: one would overwrite another."""
+    from mlstack.core import storage
+    from mlstack.core.errors import UsageError
+
+    def where(uri: str) -> tuple[str, str]:
+        filesystem, path = storage.filesystem(uri)
+        return type(filesystem).__name__, path
+
+    if where(output_uri) == where(rejects_uri):
+        raise UsageError(
+            f"--output and --rejects are the same file ({output_uri}): the rejects would overwrite the predictions"
+        )
+    for name, uri in (("--output", output_uri), ("--rejects", rejects_uri)):
+        if where(uri) == where(input_uri):
+            raise UsageError(f"{name} {uri} is the input: scoring would overwrite the data it reads")
 
 
 def resolve_spec(spec: str, tracking_uri: str = "") -> tuple[str, str]:
@@ -214,7 +240,7 @@ def run_scoring(
 ) -> BatchSummary:
     """Load one pinned model version and score a table with it (the scoring step's whole job)."""
     settings = _configure_registry(tracking_uri)
-    model = load(f"models:/{model_name}/{model_version}")
+    model = load(f"models:/{model_name}/{model_version}", engine=settings.serving.engine)
     return score_table(
         model, input_uri, output_uri, rejects_uri, run_id, chunk_rows or settings.batch.chunk_rows
     )

@@ -177,7 +177,7 @@ def deploy_step(
         return {"deployed": False, "reason": "deploy parameter is off"}
     from mlflow import MlflowClient
 
-    from mlstack.cli import model_aliases
+    from mlstack.adapters import model_aliases
     from mlstack.core import registry
     from mlstack.core.settings import load_settings
 

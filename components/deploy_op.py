@@ -13,9 +13,14 @@ def deploy_canary_op(
     namespace: str,
     percent: int = 0,
     storage_uri: str = "",
+    tracking_uri: str = "",
 ) -> str:
     """Serve the version ``register_op`` registered (create the service, or a canary), when ``deploy`` is on; JSON of what was done."""
     import json
+    import os
+
+    if tracking_uri:  # the registry the version was registered in (aliases move there too)
+        os.environ["MLSTACK_TRACKING_URI"] = tracking_uri
 
     from components.deploy import deploy_step
     from components.errors import fail_step

@@ -60,6 +60,22 @@ def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> di
     }
 
 
+def slice_feature_for(contract: DataContract, configured: str | None) -> str | None:
+    """The feature to slice metrics by: the configured one (it must be a categorical contract
+    feature), else the contract's categorical feature with the most categories, else none (off)."""
+    if configured:
+        if configured not in contract.feature_names:
+            raise ValueError(
+                f"training.slice_feature {configured!r} is not a feature of contract {contract.name!r}; "
+                f"categorical features: {contract.categorical_features or 'none'} (or leave it unset)"
+            )
+        return configured
+    candidates = [f for f in contract.features if f.is_categorical]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda f: len(f.categories or [])).name
+
+
 def evaluate(
     pipeline, frame: pd.DataFrame, contract: DataContract, threshold: float, slice_feature: str | None = None
 ) -> Evaluation:
@@ -67,9 +83,7 @@ def evaluate(
     labels = encode_target(frame, contract).to_numpy()
     predictions, probabilities = predict(pipeline, frame, contract, threshold)
     slices: dict[str, dict[str, float]] = {}
-    slice_feature = slice_feature or (
-        contract.categorical_features[0] if contract.categorical_features else None
-    )
+    slice_feature = slice_feature_for(contract, slice_feature)
     if slice_feature:
         values = frame[slice_feature].astype(str).fillna("__missing__")
         for value in sorted(values.unique()):
@@ -79,8 +93,17 @@ def evaluate(
     return Evaluation(score(labels, probabilities, threshold), slices, predictions, probabilities, labels)
 
 
-def judge(metrics: dict[str, float], gates: GateConfig, champion: dict[str, float] | None) -> Verdict:
-    """Apply the gates; the verdict lists every check, passed or not."""
+def judge(
+    metrics: dict[str, float],
+    gates: GateConfig,
+    champion: dict[str, float] | None,
+    champion_problem: str | None = None,
+) -> Verdict:
+    """Apply the gates; the verdict lists every check, passed or not.
+
+    ``champion`` None with no ``champion_problem`` means there is no champion yet (the regression
+    gates do not apply); a ``champion_problem`` means they could not be evaluated: that fails.
+    """
     reasons: list[str] = []
     passed = True
     for name, floor in gates.minimum.items():
@@ -95,7 +118,10 @@ def judge(metrics: dict[str, float], gates: GateConfig, champion: dict[str, floa
         reasons.append(
             f"{name} {value:.4f} {'<=' if ok else '>'} maximum {ceiling}: {'ok' if ok else 'FAIL'}"
         )
-    if champion is None:
+    if champion_problem:
+        passed = False
+        reasons.append(f"regression gates could not be evaluated: {champion_problem}: FAIL")
+    elif champion is None:
         reasons.append("no champion to compare with: regression gates skipped")
     else:
         for name, delta in gates.max_regression.items():
@@ -113,31 +139,46 @@ def judge(metrics: dict[str, float], gates: GateConfig, champion: dict[str, floa
 def champion_metrics(
     model_name: str, tracking_uri: str, frame: pd.DataFrame, contract: DataContract, threshold: float
 ) -> tuple[dict[str, float] | None, str | None]:
-    """The current champion's metrics on the same evaluation set, or (None, why not)."""
+    """The current champion's metrics on the same evaluation set, or (None, why they are unknown).
+
+    (None, None) only when the registry answers that there is no champion; any other failure
+    (registry unreachable, 401, a champion that cannot score this data) is a problem, never "none".
+    """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from mlstack.core import model as model_format
-    from mlstack.core.errors import MlstackError
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         MlflowClient().get_model_version_by_alias(model_name, "champion")
-    except Exception:
-        return None, None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") and "not found" in str(
+            exc
+        ):
+            return None, None
+        return None, f"cannot read the champion of {model_name} from {tracking_uri}: {_first_line(exc)}"
+    except Exception as exc:  # noqa: BLE001 - any other failure must fail the gate, not skip it
+        return None, f"cannot read the champion of {model_name} from {tracking_uri}: {_first_line(exc)}"
     try:
         champion = model_format.load(f"models:/{model_name}@champion")
         missing = [f for f in champion.feature_names if f not in frame.columns]
         if missing:
-            return None, f"champion needs columns this data lacks: {missing}"
+            return None, f"champion v{champion.version} needs columns this data lacks: {missing}"
         labels = encode_target(frame, contract).to_numpy()
         _, probabilities = predict(champion.pipeline, frame, champion.contract, champion.threshold)
         result = score(labels, probabilities, champion.threshold)
         result["version"] = float(champion.version)
         return result, None
-    except MlstackError as exc:
-        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"cannot score the champion of {model_name}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
 
 
 def roc_points(

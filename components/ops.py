@@ -88,7 +88,7 @@ def evaluate_op(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     model_card: Output[Markdown],
-) -> NamedTuple("EvaluateOutputs", [("decision", str), ("summary", str)]):
+) -> NamedTuple("EvaluateOutputs", [("decision", str), ("summary", str)]):  # type: ignore[valid-type]  # KFP's form for several outputs
     """Metrics for the Kubeflow UI, the gate verdict ('passed'/'failed') and a JSON summary."""
     import json
     from collections import namedtuple
@@ -105,12 +105,10 @@ def evaluate_op(
     config = TrainingConfig.model_validate_json(config_json)
     frame = dataio.load_table(eval_set.path)
     result = evaluate(joblib.load(model.path), frame, contract, config.threshold, config.slice_feature)
-    champion, champion_note = champion_metrics(
+    champion, champion_problem = champion_metrics(
         config.model_name, tracking_uri, frame, contract, config.threshold
     )
-    verdict = judge(result.metrics, config.gates, champion)
-    if champion_note:
-        verdict.reasons.append(f"champion comparison skipped: {champion_note}")
+    verdict = judge(result.metrics, config.gates, champion, champion_problem)
 
     for name, value in result.metrics.items():
         metrics.log_metric(name, round(value, 6))
@@ -129,14 +127,15 @@ def evaluate_op(
     with open(model_card.path, "w") as handle:
         handle.write(render_model_card(config.model_name, config, summary))
     print("\n".join(verdict.reasons), flush=True)
-    outputs = namedtuple("EvaluateOutputs", ["decision", "summary"])
-    return outputs("passed" if verdict.passed else "failed", json.dumps(summary))
+    EvaluateOutputs = namedtuple("EvaluateOutputs", ["decision", "summary"])
+    return EvaluateOutputs("passed" if verdict.passed else "failed", json.dumps(summary))
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def register_op(
     model: Input[Model],
     train_set: Input[Dataset],
+    eval_set: Input[Dataset],
     contract_yaml: str,
     config_json: str,
     summary_json: str,
@@ -174,6 +173,7 @@ def register_op(
         tracking_uri,
         experiment,
         register,
+        eval_frame=dataio.load_table(eval_set.path),
     )
     print(
         json.dumps({k: result[k] for k in ("run_id", "model_name", "model_version", "aliases")}), flush=True

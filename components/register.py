@@ -91,8 +91,13 @@ def log_and_register(
     tracking_uri: str,
     experiment: str,
     register: bool,
+    eval_frame: pd.DataFrame | None = None,
 ) -> dict:
-    """Log one MLflow run; when ``register``, log the model, register it, tag it and set its alias."""
+    """Log one MLflow run; when ``register``, log the model, register it, tag it and set its alias.
+
+    The model is compiled first (``components.compile``): the ONNX artifact is attached to the
+    logged model before it is registered, and only when it passed the parity gate on ``eval_frame``.
+    """
     import tempfile
     from pathlib import Path
 
@@ -100,7 +105,9 @@ def log_and_register(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    from components.compile import compile_model
     from mlstack.core import model as model_format
+    from mlstack.core.compiled import ONNX_PATH
     from mlstack.core.model import coerce_features
     from mlstack.core.registry import aliases_of
     from mlstack.core.settings import Settings
@@ -157,24 +164,32 @@ def log_and_register(
             path = Path(tmp) / "reference.parquet"
             snapshot.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), artifact_path="reference")
+        compiled = compile_model(pipeline, eval_frame, contract, config.threshold, config.compile)
+        tags = {**tags, **compiled.tags}
         features = coerce_features(train_frame.head(200), contract)
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
             signature=infer_signature(features, pipeline.predict(features)),
             input_example=features.head(3),
-            metadata=model_format.metadata_for(contract, config.threshold),
-            registered_model_name=config.model_name,
+            metadata={**model_format.metadata_for(contract, config.threshold), **compiled.metadata},
             # skops (MLflow's default) refuses the numpy dtypes a OneHotEncoder holds
             serialization_format="cloudpickle",
             # explicit requirements: MLflow's inference reloads the model in a subprocess (~10 s)
             pip_requirements=model_requirements(),
         )
-        version = str(info.registered_model_version)
+        if compiled.onnx is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(ONNX_PATH).name
+                path.write_bytes(compiled.onnx)
+                client.log_model_artifact(info.model_id, str(path), str(Path(ONNX_PATH).parent))
+        # registered after the artifact is in place, so no version is ever seen without it
+        version = str(mlflow.register_model(info.model_uri, config.model_name).version)
         for key, value in tags.items():
             client.set_model_version_tag(config.model_name, version, key, value)
         alias = choose_alias(aliases_of(client, config.model_name))
         client.set_registered_model_alias(config.model_name, alias, version)
         result["model_version"] = version
-        result["aliases"] = [alias]
+        # read back: what the registry holds now, not what this run meant to set
+        result["aliases"] = sorted(client.get_model_version(config.model_name, version).aliases)
     return result

@@ -12,10 +12,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlstack.core.contract import DataContract
+from mlstack.core.labels import binary_series
 from mlstack.core.model import coerce_features
 from mlstack.core.settings import TrainingConfig
 
-ESTIMATORS = {
+ESTIMATORS: dict[str, tuple[type, dict[str, Any]]] = {
     "logistic_regression": (LogisticRegression, {"max_iter": 2000, "C": 1.0}),
     "hist_gradient_boosting": (HistGradientBoostingClassifier, {"max_iter": 200, "learning_rate": 0.1}),
     "random_forest": (RandomForestClassifier, {"n_estimators": 200, "min_samples_leaf": 5, "n_jobs": 1}),
@@ -23,10 +24,12 @@ ESTIMATORS = {
 
 
 def encode_target(frame: pd.DataFrame, contract: DataContract) -> pd.Series:
-    """1 where the target equals the contract's positive class, else 0 (also for '1' vs 1)."""
-    target = frame[contract.target.name]
-    positive = contract.target.positive
-    return (target.astype(str) == str(positive)).astype(int).rename("y")
+    """1 where the target is the contract's positive class, else 0 (``mlstack.core.labels``).
+
+    Training data has exactly two classes (validated first), so the one that is not positive is 0.
+    """
+    labels = binary_series(frame[contract.target.name], contract.target)
+    return labels.fillna(0).astype(int).rename("y")
 
 
 def split(

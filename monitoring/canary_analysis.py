@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
+from mlstack.core.contract import Target
+from mlstack.core.labels import binary_series
 from mlstack.core.settings import CanaryConfig
 from monitoring.canary_metrics import RevisionMetrics
 from monitoring.canary_stats import (
@@ -27,9 +28,6 @@ from monitoring.canary_stats import (
     labels_needed,
     wilson,
 )
-
-_TRUE = {"1", "true", "yes", "y", "t"}
-_FALSE = {"0", "false", "no", "n", "f"}
 
 
 @dataclass
@@ -41,9 +39,10 @@ class Variant:
     revision: str | None
     rows: pd.DataFrame  # payload rows of this version: prediction, probability, label (NA if unknown)
     metrics: RevisionMetrics | None = None
+    target: Target | None = None  # the contract's target: how labels map to 0/1
 
     def summary(self) -> dict:
-        labeled = labeled_rows(self.rows)
+        labeled = labeled_rows(self.rows, self.target)
         return {
             "role": self.role,
             "version": self.version,
@@ -84,32 +83,19 @@ class Analysis:
         }
 
 
-def _binary(value) -> int | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, np.integer, float, np.floating)):
-        return int(value != 0)
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return 1
-    if text in _FALSE:
-        return 0
-    return None
+def labeled_rows(rows: pd.DataFrame, target: Target | None = None) -> pd.DataFrame:
+    """Rows with a usable label, with ``label01`` (``mlstack.core.labels``) and ``correct`` added.
 
-
-def labeled_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a usable 0/1 label, with ``label01`` and ``correct`` columns added."""
+    ``target`` (the model's contract target) maps string classes such as ``"malignant"``.
+    """
     if rows.empty or "label" not in rows.columns:
         return pd.DataFrame(columns=["prediction", "label01", "correct"])
-    present = rows["label"].dropna()
-    labels = rows["label"].map({value: _binary(value) for value in pd.unique(present)})  # few distinct labels
-    kept = rows[labels.notna()].copy()
-    kept["label01"] = labels[labels.notna()].astype(int)
-    kept["correct"] = (
-        pd.to_numeric(kept["prediction"], errors="coerce").astype(int) == kept["label01"]
-    ).astype(int)
+    labels = binary_series(rows["label"], target)
+    kept = rows[labels.notna().to_numpy()].copy()
+    kept["label01"] = labels[labels.notna()].astype(int).to_numpy()
+    predicted = pd.to_numeric(kept["prediction"], errors="coerce")
+    kept = kept[predicted.notna().to_numpy()]
+    kept["correct"] = (predicted.dropna().astype(int) == kept["label01"]).astype(int)
     return kept
 
 
@@ -161,7 +147,7 @@ def _latency_check(primary: Variant, canary: Variant, config: CanaryConfig, out:
             canary.metrics.requests,
             p,
             c,
-            None if ratio is None else c - p,
+            c - p if p and c is not None else None,
             None,
             None,
             None,
@@ -233,7 +219,7 @@ def _shift_check(primary: Variant, canary: Variant, config: CanaryConfig, out: l
 
 
 def _accuracy_check(primary: Variant, canary: Variant, config: CanaryConfig, out: list[Comparison]) -> Check:
-    lp, lc = labeled_rows(primary.rows), labeled_rows(canary.rows)
+    lp, lc = labeled_rows(primary.rows, primary.target), labeled_rows(canary.rows, canary.target)
     comparison = compare_proportions(
         "accuracy",
         int(lp["correct"].sum()),
@@ -252,6 +238,8 @@ def _accuracy_check(primary: Variant, canary: Variant, config: CanaryConfig, out
             f"{len(lc)} canary / {len(lp)} primary labeled rows; need {config.min_labeled} each",
         )
     d, low, high = comparison.difference, comparison.ci_low, comparison.ci_high
+    # both variants have min_labeled >= 1 rows here, so compare_proportions filled every field
+    assert d is not None and low is not None and high is not None and comparison.primary is not None
     text = f"accuracy {comparison.canary:.3f} vs {comparison.primary:.3f} (diff {d:+.3f}, CI [{low:+.3f}, {high:+.3f}])"
     if high < 0 and d <= -config.max_accuracy_drop:
         return Check("accuracy", "fail", f"canary is worse: {text}")

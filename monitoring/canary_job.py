@@ -10,6 +10,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlstack.core.contract import Target
+from mlstack.core.model import registered_contract
 from mlstack.core.payload import load_window
 from mlstack.core.settings import Settings
 from monitoring.canary_analysis import Analysis, Variant, analyze, split_by_version
@@ -21,6 +23,17 @@ log = logging.getLogger(__name__)
 
 def report_dir(settings: Settings) -> Path:
     return Path(settings.canary.report_dir or settings.resolved_home / "canary")
+
+
+def _target(model: str, version: str) -> Target | None:
+    """The version's contract target (how its labels map to 0/1); None when the registry lacks it."""
+    try:
+        return registered_contract(model, str(version)).target
+    except Exception as exc:  # no registry, or a version registered without mlstack metadata
+        log.warning(
+            "no contract for %s version %s (%s): only 0/1 and true/false labels count", model, version, exc
+        )
+        return None
 
 
 def analyze_service(
@@ -48,9 +61,12 @@ def analyze_service(
         seconds = (now - since).total_seconds()
         primary_metrics = revision_metrics(config, namespace, primary_revision, seconds)
         canary_metrics = revision_metrics(config, namespace, canary_revision, seconds)
+    primary_target, canary_target = _target(name, primary_version), _target(name, canary_version)
     analysis = analyze(
-        Variant("primary", str(primary_version), primary_revision, primary_rows, primary_metrics),
-        Variant("canary", str(canary_version), canary_revision, canary_rows, canary_metrics),
+        Variant(
+            "primary", str(primary_version), primary_revision, primary_rows, primary_metrics, primary_target
+        ),
+        Variant("canary", str(canary_version), canary_revision, canary_rows, canary_metrics, canary_target),
         config,
         context={
             "inference_service": name,

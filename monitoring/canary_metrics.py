@@ -71,12 +71,13 @@ def revision_metrics(
     """Request count, 5xx count and p95 latency (ms) of one Knative revision."""
     if not config.prometheus_url:
         raise MlstackError("canary.prometheus_url is not set")
+    prometheus_url = config.prometheus_url
     values = {"namespace": namespace, "revision": revision, "window": window_for(window_seconds)}
 
     def run(template: str) -> float | None:
         query = Template(template).substitute(values)
         log.debug("prometheus query: %s", query)
-        return instant_query(config.prometheus_url, query, config.prometheus_timeout)
+        return instant_query(prometheus_url, query, config.prometheus_timeout)
 
     requests = run(config.requests_query)
     errors = run(config.errors_query)

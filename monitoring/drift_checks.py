@@ -7,11 +7,13 @@ Prometheus live in the shell modules (``drift_report``, ``drift_job``, ``metrics
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlstack.core.contract import DataContract
+from mlstack.core.labels import binary_series
 from mlstack.core.settings import DriftConfig
 from mlstack.core.validation import validate
 
@@ -69,6 +71,15 @@ def seeded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame.iloc[picked]
 
 
+def empty_features(reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract) -> list[str]:
+    """Features with no value at all on one side (100% missing): no distribution to compare."""
+    return [
+        name
+        for name in contract.feature_names
+        if any(name not in frame.columns or frame[name].isna().all() for frame in (reference, current))
+    ]
+
+
 def missing_shares(frame: pd.DataFrame, features: list[str]) -> dict[str, float]:
     """Share of missing values per feature (1.0 for an absent column)."""
     if frame.empty:
@@ -96,16 +107,6 @@ def _classification_scores(labels: pd.Series, predictions: pd.Series, probabilit
     return scores
 
 
-def binary_labels(values: pd.Series, positive) -> pd.Series:
-    """Map raw target values to 1 (the contract's positive class) / 0, keeping missing as NA."""
-    known = values.notna()
-    as_text = values.astype(str)
-    hit = as_text == str(positive)
-    if isinstance(positive, bool) or str(positive) in ("1", "True"):
-        hit = hit | as_text.isin(["1", "1.0", "True", "true"])
-    return hit.astype("Int64").where(known, pd.NA)
-
-
 def performance(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -118,7 +119,7 @@ def performance(
     the configured drops. ROC AUC matters: a concept drift that lowers the base rate can *raise*
     accuracy of a mostly-negative classifier while ranking quality collapses.
     """
-    result = {
+    result: dict[str, Any] = {
         "labeled_rows": 0,
         "online": None,
         "offline": None,
@@ -128,7 +129,7 @@ def performance(
     }
     target = contract.target.name
     if target in reference.columns and all(c in reference.columns for c in PREDICTION_COLUMNS):
-        ref_labels = binary_labels(reference[target], contract.target.positive)
+        ref_labels = binary_series(reference[target], contract.target)
         known = ref_labels.notna()
         if known.any():
             result["offline"] = _classification_scores(
@@ -137,7 +138,7 @@ def performance(
     label_column = LABEL_COLUMN if LABEL_COLUMN in current.columns else target
     if label_column not in current.columns or not all(c in current.columns for c in PREDICTION_COLUMNS):
         return result
-    labels = binary_labels(current[label_column], contract.target.positive)
+    labels = binary_series(current[label_column], contract.target)
     known = labels.notna() & current["prediction"].notna()
     result["labeled_rows"] = int(known.sum())
     if result["labeled_rows"] < config.min_labeled or result["offline"] is None:

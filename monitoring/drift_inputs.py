@@ -43,6 +43,7 @@ class DriftInputs:
     since: datetime | None
     until: datetime | None
     registered: bool
+    read_report: dict | None = None  # what the payload reader could not use (files, values)
 
 
 def contract_from_frame(frame: pd.DataFrame, name: str) -> DataContract:
@@ -100,6 +101,7 @@ def gather(
         except UsageError as exc:
             raise UsageError(f"reference not found: {exc}") from exc
     elif is_registered:
+        assert version is not None  # resolve_version returned it above
         reference = mlflow_reference.fetch_reference(model, version)
     else:
         raise UsageError(
@@ -109,14 +111,25 @@ def gather(
     version = str(version or "unknown")
 
     since = until = None
+    read_report = None
     if current_uri:
         current = load_table(current_uri)
     else:
         until = now or datetime.now(UTC)
         since = until - window
+        # the contract names positional columns (a reference file's column order when the model is
+        # not registered) and types the values
         current = payload.load_window(
-            store, model, since, until, version=version if version != "unknown" else None
+            store,
+            model,
+            since,
+            until,
+            version=version if version != "unknown" else None,
+            contract=contract,
         )
+        read_report = current.attrs.get("read_report")
     reference = _with_predictions(reference, loaded, contract)
     current = _with_predictions(current, loaded, contract)
-    return DriftInputs(model, version, contract, reference, current, loaded, since, until, is_registered)
+    return DriftInputs(
+        model, version, contract, reference, current, loaded, since, until, is_registered, read_report
+    )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from mlstack.core.contract import DataContract
-from mlstack.core.errors import CheckFailed
+from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import DriftConfig
 from monitoring import drift_checks, drift_report, metrics, workspace
 from monitoring.drift_inputs import DriftInputs, gather
@@ -29,13 +29,19 @@ class Outcome:
     snapshot: object | None
 
 
-def _insufficient(model: str, version: str, rows: int, config: DriftConfig) -> dict:
+PUBLISH_FAILED_EXIT = 3  # the verdict was computed and printed, but the Pushgateway refused it
+
+
+def _insufficient(
+    model: str, version: str, rows: int, config: DriftConfig, message: str | None = None
+) -> dict:
     return {
         "model": model,
         "version": version,
         "rows": rows,
         "status": "insufficient_data",
-        "message": f"{rows} rows in the window, at least {config.min_rows} needed; no drift verdict",
+        "message": message
+        or f"{rows} rows in the window, at least {config.min_rows} needed; no drift verdict",
         "drift_detected": None,
         "drifted_share": None,
         "features": {},
@@ -59,16 +65,28 @@ def evaluate(
     rows = len(current)
     if rows < config.min_rows:
         return Outcome(_insufficient(model, version, rows, config), None)
+    if len(reference) < config.min_rows:
+        message = (
+            f"the reference holds {len(reference)} rows, at least {config.min_rows} (drift.min_rows) "
+            "needed; no drift verdict"
+        )
+        return Outcome(_insufficient(model, version, rows, config, message), None)
     for name, frame in (("current", current), ("reference", reference)):
         problems = drift_checks.schema_problems(frame, contract)
         if problems:
             raise CheckFailed(f"{name} data does not match model {model!r}'s contract: {', '.join(problems)}")
     pinned = drift_checks.pin_methods(reference, contract, config)
     seed = config.sample_seed
+    # a feature with no value on one side has no distribution to compare (Evidently refuses an
+    # empty column); it is judged by its missing share below, which is exactly the drift it shows
+    empty = drift_checks.empty_features(reference, current, contract)
+    judged = contract.model_copy(update={"features": [f for f in contract.features if f.name not in empty]})
+    if not judged.features:
+        raise CheckFailed(f"every feature of model {model!r} is empty in the reference or the window")
     snapshot, scores = drift_report.run_report(
         drift_checks.seeded_sample(reference, config.sample_rows, seed),
         drift_checks.seeded_sample(current, config.sample_rows, seed),
-        contract,
+        judged,
         pinned,
         config,
         timestamp=timestamp,
@@ -81,13 +99,13 @@ def evaluate(
     out_of_contract = drift_checks.out_of_contract_shares(current, contract)
     entries = {}
     for name in features:
-        score = scores.features[name]
+        score = scores.features.get(name)
         missing_rise = missing_cur[name] - missing_ref[name]
         entries[name] = {
             "score": score,
-            "method": pinned[name].method,
+            "method": pinned[name].method if score is not None else "missing_share",
             "threshold": pinned[name].threshold,
-            "drifted": bool(score >= pinned[name].threshold),
+            "drifted": bool(score is not None and score >= pinned[name].threshold),
             "missing_share": {"reference": missing_ref[name], "current": missing_cur[name]},
             "missing_drifted": bool(missing_rise > config.missing_share_increase),
             "out_of_contract_share": out_of_contract[name],
@@ -155,7 +173,7 @@ def run(
         inputs.model, inputs.version, inputs.reference, inputs.current, inputs.contract, config, moment
     )
     result = outcome.result
-    if inputs.since is not None:
+    if inputs.since is not None and inputs.until is not None:  # set together
         result["window"] = {"since": inputs.since.isoformat(), "until": inputs.until.isoformat()}
     if outcome.snapshot is not None and workspace_uri:
         result["workspace"] = workspace.add_snapshot(workspace_uri, inputs.model, outcome.snapshot)
@@ -163,13 +181,21 @@ def run(
         result["report"] = workspace.save_html(
             workspace_uri, inputs.model, inputs.version, stamp, outcome.snapshot
         )
+    if inputs.read_report is not None:
+        result["payload_read"] = inputs.read_report
     if pushgateway:
-        metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
-        if inputs.registered:
-            from monitoring.reference import live_versions
+        try:
+            metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
+            if inputs.registered:
+                from monitoring.reference import live_versions
 
-            live = live_versions(inputs.model) | {inputs.version}
-            result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)
+                live = live_versions(inputs.model) | {inputs.version}
+                result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)
+            result["published"] = True
+        except MlstackError as exc:
+            log.warning("drift verdict computed but not published: %s", exc)
+            result["published"] = False
+            result["publish_error"] = str(exc)
     result["seconds"] = round(time.monotonic() - started, 3)
     log.info(
         "drift %s v%s: status=%s rows=%d drift_detected=%s in %.1fs",

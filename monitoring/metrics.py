@@ -78,35 +78,6 @@ JOB_METRICS: tuple[MetricDef, ...] = (
     LABELED_ROWS,
     PERFORMANCE_DEGRADED,
 )
-# the grouping key becomes labels on every pushed series
-GROUPING_LABELS = ("model", "version")
-
-# Serving metrics exported by others, which the rules and the dashboard read.
-# KServe 0.21 Python ModelServer (kserve/metrics.py): latency histograms labelled model_name.
-KSERVE_METRICS = (
-    "request_preprocess_seconds",
-    "request_predict_seconds",
-    "request_postprocess_seconds",
-    "request_explain_seconds",
-)
-# Knative Serving queue-proxy, OpenTelemetry names (Knative >= 1.19): labels kn_service_name,
-# kn_configuration_name, kn_revision_name, k8s_namespace_name, http_response_status_code.
-KNATIVE_METRICS = (
-    "kn_serving_invocation_duration_seconds",
-    "http_server_request_duration_seconds",
-    "kn_revision_pods_count",
-)
-HISTOGRAM_METRICS = frozenset(KSERVE_METRICS + KNATIVE_METRICS[:2])
-
-
-def exported_metric_names() -> set[str]:
-    """Every series name the job, KServe or Knative exports (histograms with their suffixes)."""
-    names = {definition.name for definition in JOB_METRICS}
-    for name in KSERVE_METRICS + KNATIVE_METRICS:
-        names.add(name)
-        if name in HISTOGRAM_METRICS:
-            names.update({f"{name}_bucket", f"{name}_sum", f"{name}_count"})
-    return names
 
 
 def _flag(value: bool | None) -> float | None:

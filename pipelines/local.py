@@ -51,6 +51,52 @@ class _ProgressStream(io.TextIOBase):
         return "\n".join(self.lines + [_ANSI.sub("", self._partial)])
 
 
+_EXCEPTION_LINE = re.compile(
+    r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Failed|Exit))(?::\s*(.*))?$"
+)
+_FAILED_TASK = re.compile(
+    r"[Tt]ask '?([\w-]+)'? (?:finished with status FAILURE|failed)|failed: '?([\w-]+)'?"
+)
+
+
+def failure_line(runner_message: str, log_text: str, log_path: Path) -> str:
+    """One line for a failed run: the failed step and the root cause its traceback ended with."""
+    task = next(
+        (m.group(1) or m.group(2) for m in _FAILED_TASK.finditer(runner_message + "\n" + log_text)), None
+    )
+    cause = None
+    for line in log_text.splitlines():
+        match = _EXCEPTION_LINE.match(line)
+        if match and "Task " not in line:
+            cause = f"{match.group(1)}: {match.group(2)}" if match.group(2) else match.group(1)
+    step = f"step {task}" if task else "pipeline"
+    if cause:
+        return f"{step} failed: {cause} (full log: {log_path})"
+    return f"{step} failed: {runner_message} (full log: {log_path})"
+
+
+@contextlib.contextmanager
+def home_lock(home: Path):
+    """One local run at a time per ``$MLSTACK_HOME``: a second run waits for the first.
+
+    Two runs at once on a fresh home both created the MLflow tables (``table latest_metrics already
+    exists``) and raced on the aliases; an OS file lock (released when the process dies) orders them.
+    """
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".run.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another local run on {home} to finish", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_local(
     pipeline_func: Callable[..., Any], arguments: dict[str, Any], home: Path, show_progress: bool = True
 ) -> str:
@@ -76,7 +122,7 @@ def run_local(
         if reasons:
             raise CheckFailed(reasons[-1]) from exc
         raise MlstackError(
-            f"pipeline failed: {_ANSI.sub('', str(exc))} (full log: {root / 'last-run.log'})"
+            failure_line(_ANSI.sub("", str(exc)), stream.text(), root / "last-run.log")
         ) from exc
     finally:
         (root / "last-run.log").write_text(stream.text())

@@ -51,7 +51,8 @@ def training_pipeline(
     train = train_op(dataset=ingest.outputs["dataset"], contract_yaml=contract_yaml, config_json=config_json)
     train.after(validate)
     train.set_cpu_limit("2").set_memory_limit("4G")  # deterministic for the same inputs: cache stays on
-    train.set_retry(num_retries=1, backoff_duration="10s")  # an evicted pod; a bug fails twice, fast
+    # no retry: training is deterministic, so a retry repeats the same failure (too few rows per
+    # class, a bad parameter) and hides its cause; an evicted pod is rescheduled by re-running
 
     evaluate = cluster_env(
         evaluate_op(
@@ -67,6 +68,7 @@ def training_pipeline(
     common = dict(
         model=train.outputs["model"],
         train_set=train.outputs["train_set"],
+        eval_set=train.outputs["eval_set"],
         contract_yaml=contract_yaml,
         config_json=config_json,
         summary_json=evaluate.outputs["summary"],
@@ -82,13 +84,17 @@ def training_pipeline(
         registered = cluster_env(register_op(register=True, **common)).set_display_name("register")
         registered.set_caching_options(False)  # side effects: never skip, never retry (no duplicate versions)
         with dsl.If(deploy == True, name="deploy-enabled"):  # noqa: E712 (a pipeline condition, not Python)
-            deployed = deploy_canary_op(
-                register_result=registered.output,
-                deploy=deploy,
-                inference_service=inference_service,
-                namespace=namespace,
-                percent=canary_percent,
-            ).set_display_name("deploy-canary")
+            # MLflow credentials and the S3 endpoint from the pipeline namespace, as for register
+            deployed = cluster_env(
+                deploy_canary_op(
+                    register_result=registered.output,
+                    deploy=deploy,
+                    inference_service=inference_service,
+                    namespace=namespace,
+                    percent=canary_percent,
+                    tracking_uri=tracking_uri,
+                )
+            ).set_display_name("deploy")
             deployed.set_caching_options(False)  # talks to the cluster
     with dsl.Else(name="gate-failed"):
         rejected = cluster_env(register_op(register=False, **common)).set_display_name("record-rejection")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from mlstack.core.contract import DataContract
 from mlstack.core.errors import UsageError
 from mlstack.core.registry import ensure_experiment
 from mlstack.core.settings import Settings
-from pipelines.local import run_local
+from pipelines.local import home_lock, run_local
 from pipelines.submit import compile_pipeline, submit
 from pipelines.training import PIPELINE_NAME, training_pipeline
 
@@ -23,10 +22,10 @@ DEFAULT_CONTRACT = REPO / "pipelines" / "config" / "loan_contract.yaml"
 DEFAULT_CONFIG = REPO / "pipelines" / "config" / "training.yaml"
 
 
-def git_commit() -> str:
-    """The repository's commit, or ``unknown`` outside a git checkout (e.g. in an image)."""
-    if os.environ.get("MLSTACK_GIT_COMMIT"):
-        return os.environ["MLSTACK_GIT_COMMIT"]
+def git_commit(settings: Settings) -> str:
+    """The repository's commit (settings ``git_commit`` first), or ``unknown`` outside a checkout."""
+    if settings.git_commit:
+        return settings.git_commit
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
@@ -36,10 +35,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def lock_sha256() -> str:
-    """Hash of uv.lock: which exact dependency set trained the model."""
-    if os.environ.get("MLSTACK_LOCK_SHA256"):
-        return os.environ["MLSTACK_LOCK_SHA256"]
+def lock_sha256(settings: Settings) -> str:
+    """Hash of uv.lock (settings ``lock_sha256`` first): which exact dependency set trained the model."""
+    if settings.lock_sha256:
+        return settings.lock_sha256
     lock = REPO / "uv.lock"
     return "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "unknown"
 
@@ -54,6 +53,12 @@ def default_data(settings: Settings, rows: int = 50_000, seed: int = 0) -> str:
 
 def pipeline_arguments(settings: Settings, data_uri: str, contract: DataContract, tracking_uri: str) -> dict:
     """The pipeline's parameters; everything the run depends on is passed, nothing read from the machine."""
+    from components.evaluate import slice_feature_for
+
+    try:  # a config that does not fit the contract is bad usage, found before any step runs
+        slice_feature_for(contract, settings.training.slice_feature)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     return {
         "data_uri": data_uri,
         "contract_yaml": contract.to_yaml(),
@@ -61,8 +66,8 @@ def pipeline_arguments(settings: Settings, data_uri: str, contract: DataContract
         "tracking_uri": tracking_uri,
         "experiment": settings.experiment,
         "validation_tolerance": settings.training.validation_tolerance,
-        "git_commit": git_commit(),
-        "lock_sha256": lock_sha256(),
+        "git_commit": git_commit(settings),
+        "lock_sha256": lock_sha256(settings),
         "deploy": settings.canary.deploy,
         "inference_service": settings.canary.inference_service or settings.training.model_name,
         "namespace": settings.canary.namespace,
@@ -78,15 +83,21 @@ def run_training_locally(
     settings: Settings, data_uri: str | None, contract_path: Path | None, show_progress: bool = True
 ) -> dict:
     """Run the training pipeline through kfp.local against the configured MLflow; returns the result."""
-    if data_uri and contract_path is None and not os.environ.get("MLSTACK_ALLOW_DEFAULT_CONTRACT"):
+    if data_uri and contract_path is None and not settings.allow_default_contract:
         raise UsageError(
             "--data needs --contract (draft one with: mlstack data infer-contract DATA --target COL --out contract.yaml)"
         )
     contract = load_contract(contract_path)
-    data_uri = data_uri or default_data(settings)
-    ensure_experiment(settings)
-    arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)
-    return json.loads(run_local(training_pipeline, arguments, settings.resolved_home, show_progress))
+    if data_uri:
+        from mlstack.core import storage
+
+        if not storage.exists(data_uri):  # found here, in one line, not by a failed ingest step
+            raise dataio.DataError(f"no data at {data_uri}: check the path or the s3 endpoint/credentials")
+    with home_lock(settings.resolved_home):  # concurrent runs on one home take turns
+        data_uri = data_uri or default_data(settings)
+        arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)
+        ensure_experiment(settings)
+        return json.loads(run_local(training_pipeline, arguments, settings.resolved_home, show_progress))
 
 
 def compile_training(out_dir: Path) -> Path:

@@ -24,7 +24,9 @@ from starlette.routing import Route
 
 from mlstack.core.model import LoadedModel
 from serving import metrics
-from serving.predictor import MODEL_NAME_HEADER, MODEL_VERSION_HEADER
+from serving.batching import Batcher
+from serving.http_errors import error_response, json_response
+from serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
 from serving.runtime import Scorer, fast_sklearn
 
@@ -32,19 +34,24 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
-def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+_json = json_response
+_error = error_response
 
 
-def _error(status: int, field: str, rule: str, message: str) -> Response:
-    return _json(status, {"error": message, "field": field, "rule": rule})
+def build_app(
+    model: LoadedModel,
+    max_batch_rows: int = 1000,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    batching: tuple[int, float] | None = None,
+):
+    """An ASGI app serving ``model`` under its name on the v1 and v2 protocols.
 
-
-def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: int = 8 * 1024 * 1024):
-    """An ASGI app serving ``model`` under its name on the v1 and v2 protocols."""
+    ``batching`` = (max rows, max wait in seconds) turns on adaptive batching (``serving.batching``).
+    """
     scorer = Scorer(model)
-    name, version = model.name, model.version
-    version_headers = {MODEL_NAME_HEADER: name, MODEL_VERSION_HEADER: version}
+    name, version, engine = model.name, model.version, model.engine
+    version_headers = {MODEL_NAME_HEADER: name, MODEL_VERSION_HEADER: version, MODEL_ENGINE_HEADER: engine}
+    batcher = Batcher(scorer.probabilities, scorer.features, *batching) if batching else None
     labels = {"model_name": name}
 
     async def read_json(request: Request, protocol: str):
@@ -65,7 +72,21 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
             return _error(404, "model_name", "model_not_found", f"Model with name {asked} does not exist.")
         return None
 
+    for protocol in ("v1", "v2"):  # the series exist from the start, so increase() counts every request
+        for code in ("200", "500"):
+            metrics.RESPONSES.labels(name, version, protocol, code)
+
     async def infer(request: Request, protocol: str) -> Response:
+        """Answer one inference request and count the answer by status code (an exception counts 500)."""
+        try:
+            response = await answer(request, protocol)
+        except Exception:
+            metrics.RESPONSES.labels(name, version, protocol, "500").inc()
+            raise
+        metrics.RESPONSES.labels(name, version, protocol, str(response.status_code)).inc()
+        return response
+
+    async def answer(request: Request, protocol: str) -> Response:
         missing = check_name(request)
         if missing is not None:
             return missing
@@ -75,14 +96,19 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
             parse = parse_v2 if protocol == "v2" else parse_v1
             parsed = parse(body, scorer.features, max_batch_rows)
             parsed_at = time.perf_counter()
-            scored = scorer.score(parsed)
+            frame = scorer.check(parsed)
+            if batcher is not None and frame is None:
+                proba = await batcher.probabilities(parsed.columns, parsed.rows)
+            else:
+                proba = scorer.probabilities(parsed.columns, frame)
+            scored = scorer.answer(proba, parsed.want_probabilities)
         except RequestError as error:
             metrics.REJECTED.labels(name, protocol, error.rule).inc()
             return _json(413 if error.rule == "body_too_large" else 400, error.to_dict())
         scored_at = time.perf_counter()
         metrics.PRE_HIST_TIME.labels(**labels).observe(parsed_at - started)
         metrics.PREDICT_HIST_TIME.labels(**labels).observe(scored_at - parsed_at)
-        metrics.PREDICTED_ROWS.labels(name, version, protocol).inc(parsed.rows)
+        metrics.PREDICTED_ROWS.labels(name, version, protocol, engine).inc(parsed.rows)
         if protocol == "v2":
             request_id = parsed.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
             answer = v2_response(scored.predictions, scored.probabilities, name, version, request_id)
@@ -99,6 +125,8 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
         return await infer(request, "v2")
 
     async def v1_model(request: Request) -> Response:
+        if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
+            return not_allowed(request, None)
         return check_name(request) or _json(200, {"name": name, "ready": True})
 
     async def v2_model_ready(request: Request) -> Response:
@@ -118,9 +146,11 @@ def build_app(model: LoadedModel, max_batch_rows: int = 1000, max_body_bytes: in
             {
                 "name": name,
                 "versions": [version],
-                "platform": "mlstack-sklearn",
+                "platform": f"mlstack-{engine}",
                 "inputs": inputs,
                 "outputs": outputs,
+                # which engine answers and why: the compiled artifact, or scikit-learn and the reason
+                "parameters": {"engine": engine, "engine_reason": model.engine_reason},
             },
         )
 
@@ -179,12 +209,13 @@ def run_lean(
     max_batch_rows: int,
     max_body_bytes: int,
     threads: int = 1,
+    batching: tuple[int, float] | None = None,
 ) -> None:
     """Serve with uvicorn: access log off; with ``workers > 1`` the processes share the socket."""
     import uvicorn
 
     fast_sklearn(threads)
-    app = build_app(model, max_batch_rows, max_body_bytes)
+    app = build_app(model, max_batch_rows, max_body_bytes, batching)
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, timeout_keep_alive=65)
         return

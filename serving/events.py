@@ -18,6 +18,11 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from mlstack.core import names, payload
+from mlstack.core.contract import DataContract, Feature
+from serving.protocol import RequestError, parse_unnamed, parse_v1, parse_v2
+
+MAX_ROWS = 1_000_000  # the sink stores what the predictor answered; its own batch limit applied there
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 REQUIRED_HEADERS = ("ce-id", "ce-type", "ce-inferenceservicename")
@@ -43,8 +48,10 @@ class Event:
     inference_service: str
     namespace: str
     component: str
-    time: str  # ISO-8601 UTC: ce-time when given, else when the sink received it
+    time: str  # ISO-8601 UTC: ce-time when given and sane, else when the sink received it
     body: Any  # the decoded JSON payload
+    time_replaced: str | None = None  # the ce-time as sent, when it was outside the window and replaced
+    size: int = 0  # bytes of the body as received (what a waiting half costs in memory)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -55,6 +62,8 @@ class Event:
             "component": self.component,
             "time": self.time,
             "body": self.body,
+            "time_replaced": self.time_replaced,
+            "size": self.size,
         }
 
     @classmethod
@@ -67,22 +76,49 @@ class Event:
             record["component"],
             record["time"],
             record["body"],
+            record.get("time_replaced"),
+            int(record.get("size") or 0),
         )
 
 
-def _event_time(raw: str | None) -> str:
-    if raw:
-        try:
-            stamp = datetime.fromisoformat(raw)
-        except ValueError:
-            raise EventError("ce-time", "invalid_time", f"ce-time {raw!r} is not an RFC 3339 time") from None
+@dataclass(frozen=True)
+class TimeWindow:
+    """How far a ``ce-time`` may lie from the receive time before the receive time replaces it."""
+
+    max_age_seconds: float = 7 * 86400.0
+    max_future_seconds: float = 300.0
+
+
+def event_time(raw: str | None, now: datetime, window: TimeWindow) -> tuple[str, str | None]:
+    """(ISO-8601 UTC time to store, the raw ce-time when it was replaced); EventError when unparseable.
+
+    A time outside [now - max_age, now + max_future] (a far-future or year-1 clock) is replaced by
+    the receive time and the raw text kept, so one odd clock can neither stall a flush nor be lost.
+    """
+    if not raw:
+        return now.isoformat(), None
+    if len(raw) > 64:
+        raise EventError("ce-time", "invalid_time", "ce-time is longer than 64 characters")
+    try:
+        stamp = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
         stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-        return stamp.isoformat()
-    return datetime.now(UTC).isoformat()
+    except (ValueError, OverflowError):
+        raise EventError("ce-time", "invalid_time", f"ce-time {raw[:64]!r} is not an RFC 3339 time") from None
+    age = (now - stamp).total_seconds()
+    if age > window.max_age_seconds or -age > window.max_future_seconds:
+        return now.isoformat(), raw
+    return stamp.isoformat(), None
 
 
-def parse_event(headers: dict[str, str], body: bytes) -> Event:
-    """Check a binary-mode CloudEvent; raise EventError (4xx) naming what is wrong."""
+def parse_event(
+    headers: dict[str, str], body: bytes, window: TimeWindow | None = None, now: datetime | None = None
+) -> Event:
+    """Check a binary-mode CloudEvent; raise EventError (4xx) naming what is wrong.
+
+    Every name that later becomes a path (service, namespace, component, a response's model
+    version) is validated here (``mlstack.core.names``), so a hostile header is a 400, not a file.
+    """
+    now = now or datetime.now(UTC)
     for name in REQUIRED_HEADERS:
         if not headers.get(name):
             raise EventError(name, "missing_header", f"header {name} is required (binary-mode CloudEvent)")
@@ -93,10 +129,26 @@ def parse_event(headers: dict[str, str], body: bytes) -> Event:
         kind = "response"
     else:
         raise EventError(
-            "ce-type", "unknown_type", f"ce-type {ce_type!r} is neither {REQUEST_TYPE} nor {RESPONSE_TYPE}"
+            "ce-type",
+            "unknown_type",
+            f"ce-type {ce_type[:200]!r} is neither {REQUEST_TYPE} nor {RESPONSE_TYPE}",
         )
-    if len(headers["ce-id"]) > 256:
+    event_id = headers["ce-id"]
+    if len(event_id) > 256:
         raise EventError("ce-id", "too_long", "ce-id is longer than 256 characters")
+    if not event_id.isprintable() or any(c.isspace() for c in event_id):
+        raise EventError("ce-id", "invalid_id", "ce-id may hold only printable characters without spaces")
+    try:
+        isvc = names.check_label(headers["ce-inferenceservicename"], "ce-inferenceservicename")
+        namespace = headers.get("ce-namespace", "")
+        if namespace:
+            names.check_label(namespace, "ce-namespace")
+        component = headers.get("ce-component", "")
+        if component:
+            names.check_label(component, "ce-component")
+    except names.NameError_ as exc:
+        raise EventError(exc.field, "invalid_name", exc.message) from None
+    stamp, replaced = event_time(headers.get("ce-time"), now, window or TimeWindow())
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -105,54 +157,54 @@ def parse_event(headers: dict[str, str], body: bytes) -> Event:
         raise EventError("body", "wrong_type", "the event body must be a JSON object (a v1 or v2 payload)")
     if kind == "request" and "instances" not in payload and "inputs" not in payload:
         raise EventError("body", "unknown_payload", "a request body needs 'instances' (v1) or 'inputs' (v2)")
-    if kind == "response" and not ({"predictions", "outputs", "error"} & payload.keys()):
-        raise EventError(
-            "body", "unknown_payload", "a response body needs 'predictions' (v1), 'outputs' (v2) or 'error'"
-        )
+    if kind == "response":
+        if not ({"predictions", "outputs", "error"} & payload.keys()):
+            raise EventError(
+                "body",
+                "unknown_payload",
+                "a response body needs 'predictions' (v1), 'outputs' (v2) or 'error'",
+            )
+        version = payload.get("model_version")
+        if version is not None:
+            try:
+                names.check_version(
+                    str(version) if isinstance(version, int) else version, "body.model_version"
+                )
+            except names.NameError_ as exc:
+                raise EventError(exc.field, "invalid_name", exc.message) from None
+        model_name = payload.get("model_name")
+        if model_name is not None and (not isinstance(model_name, str) or len(model_name) > 253):
+            raise EventError(
+                "body.model_name", "wrong_type", "model_name must be a string of at most 253 characters"
+            )
     return Event(
-        id=headers["ce-id"],
+        id=event_id,
         kind=kind,
-        inference_service=headers["ce-inferenceservicename"],
-        namespace=headers.get("ce-namespace", ""),
-        component=headers.get("ce-component", ""),
-        time=_event_time(headers.get("ce-time")),
+        inference_service=isvc,
+        namespace=namespace,
+        component=component,
+        time=stamp,
         body=payload,
+        time_replaced=replaced,
+        size=len(body),
     )
 
 
-def _request_features(body: dict) -> list[dict[str, Any]]:
-    """One dict of features per instance; positional values get names ``input_<i>``."""
-    if "instances" in body:
-        instances = body["instances"]
-        if not isinstance(instances, list):
-            raise EventError("body.instances", "wrong_type", "'instances' must be a list")
-        rows = []
-        for instance in instances:
-            if isinstance(instance, dict):
-                rows.append(dict(instance))
-            elif isinstance(instance, list):
-                rows.append({f"input_{i}": value for i, value in enumerate(instance)})
-            else:
-                rows.append({"input_0": instance})
-        return rows
+def instance_count(body: dict) -> int:
+    """Rows a request body claims (cheap, for flush sizing and /feedback row checks); 0 if unclear."""
+    instances = body.get("instances")
+    if isinstance(instances, list):
+        return len(instances)
     inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not all(isinstance(t, dict) for t in inputs):
-        raise EventError("body.inputs", "wrong_type", "'inputs' must be a list of tensors")
-    columns: dict[str, list] = {}
-    for tensor in inputs:
-        data, shape = tensor.get("data"), tensor.get("shape")
-        flat = list(_flat(data))
-        if isinstance(shape, list) and len(shape) == 2 and shape[1] not in (1,) and shape[1]:
-            width = int(shape[1])
-            for j in range(width):
-                columns[f"input_{j}"] = flat[j::width]
-        else:
-            columns[str(tensor.get("name"))] = flat
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise EventError("body.inputs", "shape_mismatch", "inputs hold different numbers of rows")
-    n = lengths.pop()
-    return [{name: values[i] for name, values in columns.items()} for i in range(n)]
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
+        shape = inputs[0].get("shape")
+        if isinstance(shape, list) and shape and isinstance(shape[0], int):
+            return shape[0]
+    return 0
+
+
+def is_model_error(response: Event) -> bool:
+    return "error" in response.body and "predictions" not in response.body and "outputs" not in response.body
 
 
 def _flat(data: Any):
@@ -181,47 +233,139 @@ def _response_outputs(body: dict) -> tuple[list, list | None, str | None, str | 
     return predictions, probabilities, body.get("model_name"), body.get("model_version")
 
 
-def pair_rows(request: Event, response: Event) -> list[dict[str, Any]]:
-    """Rows of one request/response pair; EventError (422) when they cannot belong together.
+def response_version(response: Event) -> tuple[str, str]:
+    """(model name, model version) a response names (defaults: the service name, ``unknown``)."""
+    body = response.body
+    name = body.get("model_name") if isinstance(body.get("model_name"), str) else None
+    version = body.get("model_version")
+    return str(name or response.inference_service), str(version if version is not None else "unknown")
 
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def type_value(value: Any, feature: Feature) -> tuple[Any, bool]:
+    """(value typed by the contract, whether it had to be dropped): the predictor's rule for a type.
+
+    Numeric/integer features take JSON numbers and strings holding a finite decimal number
+    (``"40"``, as the predictor does); categorical ones take text (numbers become their text,
+    booleans ``True``/``False``). Anything else is stored as missing, its raw text kept.
+    """
+    if value is None:
+        return None, False
+    if feature.is_categorical:
+        if isinstance(value, bool):
+            return ("True" if value else "False"), False
+        if isinstance(value, str | int | float):
+            return (value.capitalize() if feature.type == "boolean" else value) if isinstance(
+                value, str
+            ) else str(value), False
+        return None, True
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None, True
+        return (number, False) if math.isfinite(number) else (None, True)
+    number = _number(value)
+    return (number, False) if number is not None else (None, True)
+
+
+def request_columns(request: Event, contract: DataContract | None) -> tuple[dict[str, list], int]:
+    """The request's columns through ``serving.protocol`` (the predictor's parser); EventError if unparseable.
+
+    With the contract, columns are the contract's features, typed by it; without, named as sent and
+    positional values as ``input_<i>``.
+    """
+    body = request.body
+    try:
+        if contract is None:
+            parsed = parse_unnamed(body, MAX_ROWS)
+        elif "instances" in body:
+            parsed = parse_v1(body, contract.feature_names, MAX_ROWS)
+        else:
+            parsed = parse_v2(body, contract.feature_names, MAX_ROWS)
+    except RequestError as exc:
+        raise EventError(f"request.{exc.field}", exc.rule, exc.message, status=422) from None
+    return parsed.columns, parsed.rows
+
+
+def pair_rows(
+    request: Event, response: Event, contract: DataContract | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows of one request/response pair and the count of dropped values per feature.
+
+    EventError (422) when the two cannot belong together (the sink keeps them under ``unpaired/``).
     Times stay ISO strings here (cheap per event); ``rows_frame`` converts a whole flush at once.
     """
-    features = _request_features(request.body)
-    predictions, probabilities, model_name, model_version = _response_outputs(response.body)
-    if not isinstance(predictions, list) or len(predictions) != len(features):
+    columns, count = request_columns(request, contract)
+    predictions, probabilities, _, _ = _response_outputs(response.body)
+    model_name, model_version = response_version(response)
+    if not isinstance(predictions, list) or len(predictions) != count:
         raise EventError(
             "body",
             "pair_mismatch",
-            f"event {request.id}: the request has {len(features)} instance(s) but the response "
+            f"event {request.id}: the request has {count} instance(s) but the response "
             f"{len(predictions) if isinstance(predictions, list) else 'no'} prediction(s)",
             status=422,
         )
-    if probabilities is not None and len(probabilities) != len(features):
+    if not isinstance(probabilities, list) or len(probabilities) != count:
         probabilities = None
+    features = {f.name: f for f in contract.features} if contract is not None else {}
+    dropped: dict[str, int] = {}
     rows = []
-    for index, values in enumerate(features):
-        prediction = predictions[index]
-        probability = probabilities[index] if probabilities is not None else math.nan
-        meta = {
-            "request_id": request.id,
-            "row_index": index,
-            "inference_service": request.inference_service,
-            "namespace": request.namespace,
-            "component": request.component or response.component,
-            "model_name": str(model_name or request.inference_service),
-            "model_version": str(model_version or "unknown"),
-            "requested_at": request.time,
-            "responded_at": response.time,
-            "prediction": prediction if isinstance(prediction, int | float) else math.nan,
-            "probability": probability if isinstance(probability, int | float) else math.nan,
-        }
-        rows.append({**values, **meta})  # a feature named like a metadata column cannot overwrite it
-    return rows
+    for index in range(count):
+        values: dict[str, Any] = {}
+        invalid: dict[str, str] = {}
+        for name, column in columns.items():
+            if name in payload.META_COLUMNS or name in payload.EXTRA_COLUMNS:
+                continue  # a feature named like a metadata column cannot overwrite it
+            raw = column[index]
+            if name in features:
+                typed, bad = type_value(raw, features[name])
+                if bad:
+                    invalid[name] = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+                    dropped[name] = dropped.get(name, 0) + 1
+                values[name] = typed
+            else:
+                values[name] = raw
+        prediction = _number(predictions[index])
+        probability = _number(probabilities[index]) if probabilities is not None else None
+        rows.append(
+            values
+            | {
+                "request_id": request.id,
+                "row_index": index,
+                "inference_service": request.inference_service,
+                "namespace": request.namespace,
+                "component": request.component or response.component,
+                "model_name": model_name,
+                "model_version": model_version,
+                "requested_at": request.time,
+                "responded_at": response.time,
+                "prediction": math.nan if prediction is None else prediction,
+                "probability": math.nan if probability is None else probability,
+                "invalid_values": orjson.dumps(invalid).decode() if invalid else None,
+                "ce_time_replaced": request.time_replaced or response.time_replaced,
+            }
+        )
+    return rows, dropped
 
 
-def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Many pairs' rows as one payload-log DataFrame (UTC timestamps)."""
+def rows_frame(rows: list[dict[str, Any]], contract: DataContract | None = None) -> pd.DataFrame:
+    """One model version's rows as a payload-log DataFrame: UTC timestamps, columns typed by the contract."""
     frame = pd.DataFrame(rows)
     for column in ("requested_at", "responded_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    for column in ("invalid_values", "ce_time_replaced"):
+        frame[column] = frame[column].astype("string")
+    if contract is not None:
+        for feature in contract.features:
+            if feature.name in frame.columns:
+                kind = "string" if feature.is_categorical else "float64"
+                frame[feature.name] = frame[feature.name].astype(kind)
     return frame

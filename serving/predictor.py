@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME_HEADER = "x-model-name"
 MODEL_VERSION_HEADER = "x-model-version"
+MODEL_ENGINE_HEADER = "x-model-engine"  # "onnx" (the compiled artifact) or "sklearn"
 
 
 class ContractRejection(InvalidInput):
@@ -117,10 +118,11 @@ class MlstackModel(kserve.Model):
         except RequestError as error:
             raise self._reject(protocol, error) from None
         version = self.loaded.version
-        metrics.PREDICTED_ROWS.labels(self.name, version, protocol).inc(parsed.rows)
+        metrics.PREDICTED_ROWS.labels(self.name, version, protocol, self.loaded.engine).inc(parsed.rows)
         if response_headers is not None:
             response_headers[MODEL_NAME_HEADER] = self.name
             response_headers[MODEL_VERSION_HEADER] = version
+            response_headers[MODEL_ENGINE_HEADER] = self.loaded.engine
         if is_v2:
             request_id = parsed.request_id or (headers or {}).get("x-request-id") or uuid.uuid4().hex
             return v2_response(scored.predictions, scored.probabilities, self.name, version, request_id)
@@ -167,14 +169,37 @@ async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONRes
     )
 
 
-def run_kserve(model: MlstackModel, port: int, workers: int, threads: int = 1) -> None:
+def _rest_server_on(base, host: str):
+    class _BoundRESTServer(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.config.host = host
+
+    return _BoundRESTServer
+
+
+def run_kserve(
+    model: MlstackModel,
+    port: int,
+    workers: int,
+    threads: int = 1,
+    host: str = "0.0.0.0",
+    max_body_bytes: int = 8 * 1024 * 1024,
+) -> None:
     """Serve ``model`` with the stock ``kserve.ModelServer`` (blocks until stopped)."""
     from kserve import model_server
     from kserve.protocol.rest import server as rest_server
 
+    from serving.request_guard import RequestGuardMiddleware
+
     fast_sklearn(threads)
     model.load()
     app = model_server.app
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=max_body_bytes)
+    # kserve==0.21.0 kserve/protocol/rest/server.py RESTServer.__init__ hard-codes
+    # uvicorn.Config(host="0.0.0.0"); ModelServer.start looks RESTServer up by module name, so a
+    # subclass that sets the bind address honours --host (single worker; the CLI checks that)
+    model_server.RESTServer = _rest_server_on(rest_server.RESTServer, host)
     app.add_exception_handler(ContractRejection, _rejection_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

@@ -316,3 +316,47 @@ def v2_response(
             {"name": PROBABILITY_OUTPUT, "datatype": "FP64", "shape": [rows], "data": probabilities}
         )
     return {"model_name": model_name, "model_version": model_version, "id": request_id, "outputs": outputs}
+
+
+def parse_unnamed(body: Any, max_rows: int) -> ParsedRequest:
+    """Parse a v1 or v2 body when the model's contract is not known (the payload sink's fallback).
+
+    Columns keep the names the body gives (v1 objects, v2 per-feature tensors); positional values
+    (v1 lists, a v2 ``[n, F]`` tensor) become ``input_<i>`` in order, for a reader that knows the
+    contract to rename later. Structural mistakes raise RequestError as in ``parse_v1``/``parse_v2``.
+    """
+    if not isinstance(body, dict):
+        raise RequestError("body", "wrong_type", "the request body must be a JSON object")
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list):
+            raise RequestError("instances", "wrong_type", "'instances' must be a list of rows")
+        _check_rows(len(instances), max_rows, "instances")
+        records: list[dict] = []
+        for row, instance in enumerate(instances):
+            if isinstance(instance, dict):
+                records.append({str(k): _scalar(v, str(k), row) for k, v in instance.items()})
+            elif isinstance(instance, list):
+                records.append({f"input_{i}": _scalar(v, f"input_{i}", row) for i, v in enumerate(instance)})
+            else:
+                raise RequestError("instances", "wrong_type", f"row {row} must be a list or an object")
+        names = list(dict.fromkeys(name for record in records for name in record))
+        columns = {name: [record.get(name) for record in records] for name in names}
+        return ParsedRequest(columns, len(instances), _want_probabilities(body))
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestError(
+            "inputs", "missing_field", "the request body needs 'instances' or a non-empty 'inputs'"
+        )
+    tensors = [_v2_tensor(tensor, i) for i, tensor in enumerate(inputs)]
+    if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][1][1] != 1:
+        name, shape, data = tensors[0]
+        positional = [f"input_{j}" for j in range(shape[1])]
+        columns, rows = _from_matrix(name, shape, data, positional)
+    else:
+        columns, rows = _from_columns(tensors, [name for name, _, _ in tensors])
+    _check_rows(rows, max_rows, "inputs")
+    for name, values in columns.items():
+        for row, value in enumerate(values):
+            values[row] = _scalar(value, name, row)
+    return ParsedRequest(columns, rows, _want_probabilities(body))

@@ -1,4 +1,8 @@
-"""The scoring core both servers share: contract validation, then ``mlstack.core.model.predict``.
+"""The scoring core both servers share: contract validation, then the model's engine.
+
+The engine is the compiled ONNX artifact when the version has one that verified at load
+(``mlstack.core.compiled``), the scikit-learn pipeline otherwise; ``announce_engine`` logs which
+and why at start.
 
 ``Scorer.score`` takes parsed columns and returns predictions; every client mistake becomes a
 ``RequestError``. The rule for a row is ``mlstack.core.validation.row_reasons`` (the same function
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlstack.core.contract import DataContract, Feature
-from mlstack.core.model import LoadedModel, predict
+from mlstack.core.model import LoadedModel
 from mlstack.core.validation import RULE_TEXT, row_reasons
 from serving.protocol import ParsedRequest, RequestError
 
@@ -89,6 +93,19 @@ def fast_sklearn(threads: int = 1) -> None:
     threadpool_limits(limits=threads)
 
 
+def announce_engine(model: LoadedModel) -> None:
+    """Say at start which engine answers and why (never a silent switch to scikit-learn)."""
+    if model.compiled is not None:
+        log.info("model %s version %s: engine onnx; %s", model.name, model.version, model.engine_reason)
+    else:
+        log.warning(
+            "model %s version %s: engine sklearn (no compiled artifact used): %s",
+            model.name,
+            model.version,
+            model.engine_reason,
+        )
+
+
 class Scorer:
     """Validates parsed columns against a model's contract and scores them with the one predict path."""
 
@@ -97,6 +114,8 @@ class Scorer:
         self.contract: DataContract = model.contract
         self.features = model.contract.feature_names
         self._checks = [(f.name, _fast_check(f)) for f in model.contract.features]
+        self.engine = model.engine
+        announce_engine(model)
 
     def frame(self, columns: dict[str, list]) -> pd.DataFrame:
         """The request as a DataFrame; None marks a missing value (NaN in numeric columns)."""
@@ -116,22 +135,39 @@ class Scorer:
                 found.append({"row": row, "field": name, "rule": _rule_of(text), "message": text})
         return found
 
-    def score(self, parsed: ParsedRequest) -> Scored:
-        """Validate, then predict; RequestError names the first violation and lists them all."""
+    def check(self, parsed: ParsedRequest) -> pd.DataFrame | None:
+        """Validate; None when the fast check passed (score the columns), else the accepted frame.
+
+        Raises RequestError naming the first violation and listing them all.
+        """
+        if self._conforms(parsed.columns):
+            return None
         frame = self.frame(parsed.columns)
-        if not self._conforms(parsed.columns):
-            found = self.violations(frame)
-            if found:
-                first = found[0]
-                raise RequestError(
-                    first["field"],
-                    first["rule"],
-                    f"{len(found)} contract violation(s); first: row {first['row']}, "
-                    f"feature {first['field']!r}: {first['message']}",
-                    details=found[:100],
-                )
-        predictions, probabilities = predict(self.model.pipeline, frame, self.contract, self.model.threshold)
+        found = self.violations(frame)
+        if found:
+            first = found[0]
+            raise RequestError(
+                first["field"],
+                first["rule"],
+                f"{len(found)} contract violation(s); first: row {first['row']}, "
+                f"feature {first['field']!r}: {first['message']}",
+                details=found[:100],
+            )
+        return frame
+
+    def probabilities(self, columns: dict[str, list], frame: pd.DataFrame | None = None) -> np.ndarray:
+        """Positive-class probabilities on the model's engine (``frame`` as ``check`` returned it)."""
+        if frame is None and self.model.compiled is not None:
+            return self.model.compiled.predict_columns(columns)
+        return self.model.predict(self.frame(columns) if frame is None else frame)[1]
+
+    def answer(self, proba: np.ndarray, want_probabilities: bool) -> Scored:
+        predictions = (proba >= self.model.threshold).astype(np.int64)
         return Scored(
-            predictions.tolist(),
-            np.asarray(probabilities, dtype=float).tolist() if parsed.want_probabilities else None,
+            predictions.tolist(), np.asarray(proba, dtype=float).tolist() if want_probabilities else None
         )
+
+    def score(self, parsed: ParsedRequest) -> Scored:
+        """Validate, then predict on the model's engine (``check`` + ``probabilities``)."""
+        frame = self.check(parsed)
+        return self.answer(self.probabilities(parsed.columns, frame), parsed.want_probabilities)

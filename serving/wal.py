@@ -4,9 +4,10 @@ Layout under the WAL directory (a local disk; a PVC in the cluster):
 
 - ``segment-<n>.jsonl``: accepted events, one JSON object per line; a new segment starts at
   every flush so finished segments can be deleted once all their events are stored;
-- ``done.ids``: ``<id> <unix seconds>`` of events already written to the store (dedup across
-  restarts); ``forget_before`` rewrites it without the ids older than the dedup window, so it and
-  the sink's memory stay bounded;
+- ``done.ids``: ``<id> <unix seconds>[ <origin>]`` of events already written to the store (dedup
+  across restarts); the origin (``<model>/<version>/<rows>``, model percent-encoded) is what
+  ``/feedback`` checks a label and a row index against. ``forget_before`` rewrites it without the
+  ids older than the dedup window, so it and the sink's memory stay bounded;
 - ``intent-<n>.json``: ids a flush is about to write; present after a crash mid-flush, so recovery
   can check the store instead of writing those rows twice.
 
@@ -73,19 +74,24 @@ class WriteAheadLog:
                     ids.add(record["id"])
                     yield number, record
 
-    def done_ids(self) -> dict[str, float]:
-        """Stored ids with the time they were stored (a line without one, from an older sink: now)."""
+    def done_ids(self, origins: dict[str, str] | None = None) -> dict[str, float]:
+        """Stored ids with the time they were stored; fills ``origins`` (id -> origin) when given.
+
+        A line that does not parse (torn by a crash before its fsync returned) is skipped.
+        """
         path = self.directory / "done.ids"
         if not path.exists():
             return {}
-        done, now = {}, time.time()
-        for line in path.read_text().splitlines():
-            event_id, _, stamp = line.partition(" ")
-            if event_id:
-                try:
-                    done[event_id] = float(stamp) if stamp else now
-                except ValueError:
-                    done[event_id] = now
+        done = {}
+        for line in path.read_text(errors="replace").splitlines():
+            parts = line.split(" ")
+            try:
+                done[parts[0]] = float(parts[1])
+            except (IndexError, ValueError):
+                log.warning("skipping a torn line in done.ids: %r", line[:80])
+                continue
+            if origins is not None and len(parts) > 2:
+                origins[parts[0]] = parts[2]
         return done
 
     def intents(self) -> list[tuple[Path, list[str]]]:
@@ -106,10 +112,12 @@ class WriteAheadLog:
             self._writer = asyncio.create_task(self._write_loop())
         future = asyncio.get_running_loop().create_future()
         self._queue.append((record["id"], orjson.dumps(record) + b"\n", future))
+        assert self._wake is not None  # created with the writer above
         self._wake.set()
         await future
 
     async def _write_loop(self) -> None:
+        assert self._wake is not None  # append() creates it before starting this loop
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -161,18 +169,31 @@ class WriteAheadLog:
         _fsync_dir(self.directory)
         return path
 
-    def mark_done(self, ids: list[str], intent: Path | None = None, now: float | None = None) -> None:
+    def mark_done(
+        self,
+        ids: list[str],
+        intent: Path | None = None,
+        now: float | None = None,
+        origins: dict[str, str] | None = None,
+    ) -> None:
         """Record ``ids`` as stored at ``now`` (fsync'd), then drop the intent that announced them."""
         if ids:
-            stamp = f" {time.time() if now is None else now:.0f}\n"
+            stamp = f" {time.time() if now is None else now:.0f}"
+            origins = origins or {}
+            lines = "".join(
+                event_id + stamp + (f" {origins[event_id]}" if event_id in origins else "") + "\n"
+                for event_id in ids
+            )
             with open(self.directory / "done.ids", "ab") as handle:
-                handle.write("".join(event_id + stamp for event_id in ids).encode())
+                handle.write(lines.encode())
                 handle.flush()
                 os.fsync(handle.fileno())
         if intent is not None and intent.exists():
             intent.unlink()
 
-    def forget_before(self, done: dict[str, float], cutoff: float) -> dict[str, float]:
+    def forget_before(
+        self, done: dict[str, float], cutoff: float, origins: dict[str, str] | None = None
+    ) -> dict[str, float]:
         """Rewrite ``done.ids`` without the ids stored before ``cutoff``; returns the ids kept.
 
         Ids still in a WAL segment are kept whatever their age: a restart replays that segment and
@@ -185,12 +206,27 @@ class WriteAheadLog:
             return done
         fresh = self.directory / "done.ids.new"
         with open(fresh, "wb") as handle:
-            handle.write("".join(f"{event_id} {stamp:.0f}\n" for event_id, stamp in kept.items()).encode())
+            origins = origins if origins is not None else {}
+            handle.write(
+                "".join(
+                    f"{event_id} {stamp:.0f}"
+                    + (f" {origins[event_id]}" if event_id in origins else "")
+                    + "\n"
+                    for event_id, stamp in kept.items()
+                ).encode()
+            )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(fresh, self.directory / "done.ids")
         _fsync_dir(self.directory)
+        if origins is not None:
+            for event_id in [i for i in origins if i not in kept]:
+                del origins[event_id]
         return kept
+
+    def bytes_on_disk(self) -> int:
+        """Size of the WAL segments (the sink's metric of un-dropped events)."""
+        return sum(p.stat().st_size for p in self.directory.glob("segment-*.jsonl") if p.exists())
 
     def drop_finished_segments(self, resolved) -> None:
         """Delete closed segments whose every event is stored (or dead-lettered)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+# the one free-port / wait / stop helper, shared with the demo and the benchmarks
+from mlstack.core.procs import free_port, stop, wait_for_http
+
+__all__ = ["ROOT", "free_port", "stop", "wait_for_http"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,6 +20,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
     "tests.fixtures.canary",
+    "tests.fixtures.knative_metrics",
     "tests.fixtures.cluster",
     "tests.fixtures.batch",
     "tests.fixtures.control_plane",
@@ -31,28 +34,6 @@ def pytest_collection_modifyitems(config, items):
         for marker in ("unit", "integration", "e2e"):
             if marker in parts:
                 item.add_marker(getattr(pytest.mark, marker))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 60.0, process=None) -> None:
-    """Poll ``url`` until it answers below 500; fail early if ``process`` died."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json, settings_from
+from mlstack.cli.common import ConfigOption, print_json, settings_from
 from mlstack.core import registry, storage
 from mlstack.core.data import DataError
-from mlstack.core.errors import UsageError
+from mlstack.core.errors import CheckFailed, UsageError
 
 app = typer.Typer(
     help="Batch scoring: validate and score a table with a registered model.", no_args_is_help=True
@@ -40,18 +40,18 @@ ChunkOption = Annotated[
         help="Rows per chunk; memory grows with it (default: settings batch.chunk_rows).",
     ),
 ]
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="Settings YAML (default: $MLSTACK_CONFIG).")
-]
 
 
 def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
-    from components.batch_io import expand_uri, model_uri
+    from components.batch_io import default_rejects_uri, expand_uri, model_uri
+    from components.batch_score import refuse_overlap
 
     model_uri(model)  # a malformed spec fails here, before any pipeline starts
     for name, uri in (("--output", output), ("--rejects", rejects or "")):
         if "{" in expand_uri(uri, "x"):
             raise UsageError(f"{name} may contain only the placeholders {{date}} and {{run_id}}")
+    out = expand_uri(output, "run")
+    refuse_overlap(input_uri, out, expand_uri(rejects, "run") if rejects else default_rejects_uri(out))
     return {
         "model": model,
         "input_uri": input_uri,
@@ -101,6 +101,11 @@ def run_cmd(
             f"scored {summary['scored']} of {summary['rows']} rows with {summary['model_name']} "
             f"v{summary['model_version']} ({summary['rejected']} rejected) -> {summary['output']}"
             + (f"; rejects -> {summary['rejects']}" if summary["rejected"] else "")
+        )
+    if summary["rows"] and not summary["scored"]:
+        raise CheckFailed(
+            f"every one of the {summary['rows']} rows was rejected (reasons in {summary['rejects']}): "
+            "the input does not fit the model's contract"
         )
 
 

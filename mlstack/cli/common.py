@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
 
 import typer
 
@@ -15,12 +15,40 @@ from mlstack.core.settings import Settings, load_settings
 
 log = logging.getLogger("mlstack")
 
+# the one --config option every command shares
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        help="Settings YAML overlaying the defaults key by key (default: $MLSTACK_CONFIG).",
+    ),
+]
 
-def setup_logging(verbose: bool = False) -> None:
+
+def package_version() -> str:
+    """The installed mlstack version (what `--version` prints)."""
+    try:
+        return version("mlstack")
+    except PackageNotFoundError:  # a source checkout without an install
+        from mlstack import __version__
+
+        return __version__
+
+
+def version_callback(value: bool) -> None:
+    """An eager ``--version``: print ``NAME VERSION`` and exit 0."""
+    if value:
+        typer.echo(f"mlstack {package_version()}")
+        raise typer.Exit(0)
+
+
+def setup_logging(verbose: bool = False, settings: Settings | None = None) -> None:
     """Readable text on a terminal, one JSON object per line in a container (no TTY)."""
-    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("MLSTACK_LOG_LEVEL", "INFO"))
+    settings = settings or load_settings()
+    level = logging.DEBUG if verbose else getattr(logging, settings.log_level)
     handler = logging.StreamHandler(sys.stderr)
-    if sys.stderr.isatty() or os.environ.get("MLSTACK_LOG_FORMAT") == "text":
+    text = settings.log_format == "text" or (settings.log_format == "auto" and sys.stderr.isatty())
+    if text:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     else:
         handler.setFormatter(_JsonFormatter())
@@ -52,27 +80,48 @@ def print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Print one line to stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run a typer app; every error becomes one ``error:`` line on stderr and its exit code.
 
+    0 ok, 1 a check failed, 2 bad usage (unknown option, bad value, missing or unwritable file),
+    130 interrupted. Click's own usage errors are reformatted to that one line too.
+    """
+    from typer._click import exceptions as click_errors  # typer 0.29 vendors click
 
-def run_app(app: typer.Typer) -> None:
-    """Run a typer app; a user-caused error becomes one line on stderr and its exit code."""
     try:
-        app(standalone_mode=True)
-    except MlstackError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        code = app(args=argv, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # `mlstack data`: the group's help, as click does
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(2)
+    except click_errors.UsageError as exc:
+        typer.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except MlstackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the user named: missing, a directory, not writable
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # a bug, not the user's fault: still one line, the traceback on request
-        if os.environ.get("MLSTACK_DEBUG"):
+        if _debug():
             raise
+        text = " ".join(str(exc).split())
         typer.echo(
-            f"error: unexpected {exc.__class__.__name__}: {exc} (re-run with MLSTACK_DEBUG=1 for the traceback)",
+            f"error: unexpected {exc.__class__.__name__}: {text} (re-run with MLSTACK_DEBUG=1 for the traceback)",
             err=True,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _debug() -> bool:
+    try:
+        return load_settings().debug
+    except MlstackError:
+        return False

@@ -17,7 +17,15 @@ from mlstack.core.validation import validate
 app = typer.Typer(help="Data: generate, infer a contract, validate.", no_args_is_help=True)
 
 
-@app.command("generate")
+_LOAN = generator.loan_contract()
+_GENERATE_HELP = (
+    f"Generate a seeded loan-default table ({len(_LOAN.features)} features: "
+    f"{len(_LOAN.numeric_features)} numeric, {len(_LOAN.categorical_features)} categorical; "
+    "~13.5% positives) with an optional drift scenario."
+)
+
+
+@app.command("generate", help=_GENERATE_HELP)
 def generate_cmd(
     out: Annotated[str, typer.Option("--out", help="Output path or s3:// URI (.csv or .parquet).")],
     rows: Annotated[int, typer.Option("--rows", min=1, help="Number of rows.")] = 50_000,
@@ -32,7 +40,7 @@ def generate_cmd(
         Path | None, typer.Option("--contract-out", help="Also write the generator's data contract here.")
     ] = None,
 ) -> None:
-    """Generate a seeded loan-default table (17 features, ~13.5% positives) with an optional drift scenario."""
+    """Generate a seeded loan-default table with an optional drift scenario (help: _GENERATE_HELP)."""
     if scenario not in generator.SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}; choose one of {', '.join(generator.SCENARIOS)}")
     frame = generator.generate(rows, seed=seed, scenario=scenario, strength=strength)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json, settings_from
+from mlstack.cli.common import ConfigOption, print_json, settings_from
 from mlstack.core import generator
 from mlstack.core.errors import UsageError
 
@@ -29,7 +29,7 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")
     ] = False,
-    config: Annotated[str | None, typer.Option("--config", help="Settings YAML file.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the whole loop on this machine (no cluster); writes $MLSTACK_HOME/demo/report.html."""
     from rich.console import Console

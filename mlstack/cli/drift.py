@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json, settings_from
+from mlstack.cli.common import ConfigOption, print_json, settings_from
 
 
 def drift(
@@ -41,12 +41,13 @@ def drift(
         typer.Option("--pushgateway", help="Pushgateway URL; default from settings (unset = no push)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    config: Annotated[str | None, typer.Option("--config", help="Settings YAML file.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Judge the recent inputs of one model version against its reference.
 
     Exit 0 with status ok or insufficient_data; 1 when the data does not match the contract;
-    2 when the reference cannot be found or an option is wrong.
+    2 when the reference cannot be found or an option is wrong; 3 when the verdict was computed
+    and printed but the Pushgateway could not take it.
     """
     from mlstack.core.registry import configure
     from monitoring import drift_job
@@ -68,8 +69,11 @@ def drift(
     )
     if as_json:
         print_json(result)
-        return
-    typer.echo(_summary(result))
+    else:
+        typer.echo(_summary(result))
+    if result.get("published") is False:
+        typer.echo(f"warning: {result['publish_error']}", err=True)
+        raise typer.Exit(drift_job.PUBLISH_FAILED_EXIT)
 
 
 def _summary(result: dict) -> str:
@@ -86,7 +90,8 @@ def _summary(result: dict) -> str:
             for flag, on in (("drift", entry["drifted"]), ("missingness", entry["missing_drifted"]))
             if on
         ]
-        lines.append(f"  {name:32s} {entry['method']:14s} {entry['score']:.4f}  {' '.join(flags)}")
+        score = "   n/a" if entry["score"] is None else f"{entry['score']:.4f}"
+        lines.append(f"  {name:32s} {entry['method']:14s} {score}  {' '.join(flags)}")
     prediction = result.get("prediction_drift")
     if prediction:
         lines.append(f"  prediction drift ({prediction['method']}): {prediction['score']:.4f}")
@@ -95,6 +100,12 @@ def _summary(result: dict) -> str:
         lines.append(
             f"  accuracy online {perf['online']['accuracy']:.4f} vs offline {perf['offline']['accuracy']:.4f}"
             f"{' — DEGRADED' if perf['degraded'] else ''}"
+        )
+    read = result.get("payload_read") or {}
+    if read.get("unreadable_files") or read.get("invalid_values"):
+        lines.append(
+            f"  payload log: {read.get('unreadable_files', 0)} unreadable file(s) skipped, "
+            f"values made missing: {read.get('invalid_values') or {}}"
         )
     if result.get("report"):
         lines.append(f"  report: {result['report']}")

@@ -1,7 +1,7 @@
 """``kubectl model``: canary lifecycle of mlstack InferenceServices (a kubectl plugin, ``kubectl-model``).
 
 Wires ``mlstack.core.rollout`` (what to change), ``monitoring`` (whether the canary is good), the MLflow
-registry (aliases) and the Kubernetes API (``mlstack.cli.kube``). With ``-f FILE`` it works on a
+registry (aliases) and the Kubernetes API (``mlstack.adapters.kube``). With ``-f FILE`` it works on a
 manifest and prints the new object: no cluster, no registry writes (GitOps).
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli import model_aliases
-from mlstack.cli.common import run_app, settings_from, setup_logging
+from mlstack.adapters import model_aliases
+from mlstack.cli.common import ConfigOption, run_app, settings_from, setup_logging, version_callback
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
@@ -41,14 +41,12 @@ File = Annotated[
         "--filename", "-f", help="Read the object from this manifest and print the new object (no cluster)."
     ),
 ]
-Config = Annotated[
-    str | None, typer.Option("--config", help="mlstack config YAML (default: $MLSTACK_CONFIG).")
-]
+Config = ConfigOption
 
 
 def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
     revs = state.revisions
-    row = {
+    row: dict[str, object] = {
         "name": state.name,
         "phase": state.phase,
         "ready": revs.ready or "-",
@@ -113,6 +111,11 @@ def start_canary(
     config: Config = None,
 ) -> None:
     """Start a canary of --version at --percent, or change the percent of the canary in flight."""
+    if version is not None and not version.isdigit():
+        raise UsageError(f"--version {version!r} must be an MLflow model version number, e.g. 3")
+    if filename and version is not None and not storage_uri:
+        # -f works on a manifest alone: no registry is read, no mlflow.db is created
+        raise UsageError("-f needs --storage-uri with --version (the registry is not read in -f mode)")
     settings = settings_from(config)
     share = percent if percent is not None else settings.canary.initial_percent
     target = Target(name, namespace, context, output, dry_run, filename, settings)
@@ -248,7 +251,13 @@ def _report(summary: dict, output: Output | None, err: bool = False) -> None:
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     setup_logging(verbose)
 
 

@@ -7,14 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
 
-from mlstack.cli import model_aliases
+from mlstack.adapters import model_aliases
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
+
+if TYPE_CHECKING:  # the kubernetes client is imported only when a command talks to a cluster
+    from mlstack.adapters.kube import Kube
 
 
 class Output(StrEnum):
@@ -35,10 +39,10 @@ class Target:
     filename: Path | None
     settings: Settings
 
-    def load(self) -> tuple[dict, object | None]:
+    def load(self) -> tuple[dict, Kube | None]:
         if self.filename:
             return _read_manifest(self.filename, self.name), None
-        from mlstack.cli.kube import Kube
+        from mlstack.adapters.kube import Kube
 
         kube = Kube(self.context, self.namespace)
         self.namespace = kube.namespace
@@ -50,12 +54,14 @@ class Target:
 
 
 def _read_manifest(path: Path, name: str) -> dict:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a manifest file")
     if not path.is_file():
-        raise UsageError(f"file not found: {path}")
+        raise UsageError(f"{path}: file not found")
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # PyYAML's text spans lines: one line, the file named first
+        raise UsageError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     found = [
         d
         for d in docs

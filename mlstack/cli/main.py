@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from mlstack.cli import batch, data, demo, drift, pipeline, serve
-from mlstack.cli.common import run_app, setup_logging
+from mlstack.cli import batch, config, data, demo, drift, pipeline, serve
+from mlstack.cli.common import run_app, setup_logging, version_callback
 
 app = typer.Typer(
     name="mlstack",
@@ -20,10 +22,17 @@ serve.register(app)
 app.command("drift")(drift.drift)
 app.command("demo")(demo.demo)
 app.add_typer(batch.app, name="batch")
+app.add_typer(config.app, name="config")
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     setup_logging(verbose)
 
 

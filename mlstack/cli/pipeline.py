@@ -7,31 +7,24 @@ from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import print_json
-from mlstack.core.errors import CheckFailed
+from mlstack.cli.common import ConfigOption, print_json
+from mlstack.core.errors import CheckFailed, MlstackError, UsageError
 from mlstack.core.settings import load_settings
 
 app = typer.Typer(
     help="The training pipeline: run locally, compile, submit to Kubeflow.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", help="Settings YAML (default: pipelines/config/training.yaml, or $MLSTACK_CONFIG)."
-    ),
-]
 ContractOption = Annotated[
     Path | None, typer.Option("--contract", help="Data contract YAML (default: the generator's contract).")
 ]
 
 
-def _settings(config: Path | None):
-    import os
-
+def _settings(config: str | None):
+    """The user file (--config or $MLSTACK_CONFIG) overlaid on the shipped training.yaml, key by key."""
     from pipelines.training_run import DEFAULT_CONFIG
 
-    return load_settings(config or (None if os.environ.get("MLSTACK_CONFIG") else DEFAULT_CONFIG))
+    return load_settings(config, shipped=DEFAULT_CONFIG)
 
 
 @app.command("run")
@@ -52,17 +45,20 @@ def run_cmd(
     """Run ingest → validate → train → evaluate → gate → register; exit 1 when validation or a gate fails."""
     from pipelines.training_run import run_training_locally
 
-    if not local:
-        typer.echo(
-            "error: only --local runs here; use 'mlstack pipeline submit --host URL' for Kubeflow", err=True
-        )
-        raise typer.Exit(2)
-    settings = _settings(config)
-    if not as_json:
-        typer.echo(
-            f"training {settings.training.model_name} (MLflow: {settings.resolved_tracking_uri})", err=True
-        )
-    result = run_training_locally(settings, data, contract, show_progress=not as_json)
+    try:
+        if not local:
+            raise UsageError("only --local runs here; use 'mlstack pipeline submit --host URL' for Kubeflow")
+        settings = _settings(config)
+        if not as_json:
+            typer.echo(
+                f"training {settings.training.model_name} (MLflow: {settings.resolved_tracking_uri})",
+                err=True,
+            )
+        result = run_training_locally(settings, data, contract, show_progress=not as_json)
+    except MlstackError as exc:
+        if as_json:  # the promise: exactly one JSON object on stdout, on failure too
+            print_json({"error": str(exc), "exit_code": exc.exit_code})
+        raise
     if as_json:
         print_json(result)
     else:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mlstack.cli.common import settings_from
+from mlstack.cli.common import ConfigOption, settings_from
 from mlstack.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", help="Settings YAML (default $MLSTACK_CONFIG).")
-]
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_name(name: str) -> None:
+    """The model name is a URL path segment and an InferenceService name (DNS-1035 label)."""
+    if not _NAME.match(name):
+        raise UsageError(
+            f"--name {name!r} must be 1-63 lower-case letters, digits or '-', starting and ending "
+            "with a letter or digit (an InferenceService name)"
+        )
 
 
 def serve_cmd(
@@ -31,7 +40,8 @@ def serve_cmd(
         ),
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="HTTP port (default: serving.port, 8080).")
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="HTTP port, 1-65535 (default: serving.port, 8080)."),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Server processes (default: 1).")
@@ -39,7 +49,7 @@ def serve_cmd(
     model_version: Annotated[
         str | None,
         typer.Option(
-            "--model-version", envvar="MLSTACK_MODEL_VERSION", help="Version reported in every response."
+            "--model-version", help="Version reported in every response (default: $MLSTACK_MODEL_VERSION)."
         ),
     ] = None,
     server: Annotated[
@@ -54,21 +64,36 @@ def serve_cmd(
     """Serve an mlstack model on KServe's v1 and v2 protocols (blocks until stopped)."""
     settings = settings_from(config)
     cfg = settings.serving
+    check_name(name)
     server = server or cfg.server
     if server not in ("lean", "kserve"):
         raise UsageError(f"--server must be 'lean' or 'kserve', not {server!r}")
     uri = model or cfg.model_dir
     if not uri.startswith("models:/") and not Path(uri).exists():
         raise UsageError(f"model {uri} not found; pass --model DIR or --model models:/NAME@ALIAS")
-    port = port or cfg.port
+    port = port if port is not None else cfg.port
     workers = workers or cfg.workers
+    host = host or cfg.host
+    if server == "kserve" and workers > 1 and host != "0.0.0.0":
+        raise UsageError(
+            "--server kserve with --workers > 1 binds 0.0.0.0 only; use --host 0.0.0.0 or one worker"
+        )
     # kserve parses sys.argv when imported; it must not see (and choke on) ours
     sys.argv = sys.argv[:1]
     from mlstack.core.model import load
 
-    loaded = load(uri, name=name, version=model_version, tracking_uri=settings.resolved_tracking_uri)
+    model_version = model_version or settings.model_version
+    loaded = load(
+        uri, name=name, version=model_version, tracking_uri=settings.resolved_tracking_uri, engine=cfg.engine
+    )
     log.info(
-        "serving %s version %s with the %s server on %s:%d", name, loaded.version, server, cfg.host, port
+        "serving %s version %s with the %s server (engine %s) on %s:%d",
+        name,
+        loaded.version,
+        server,
+        loaded.engine,
+        host,
+        port,
     )
     if server == "kserve":
         from serving.predictor import MlstackModel, run_kserve
@@ -78,18 +103,33 @@ def serve_cmd(
             port,
             workers,
             cfg.threads,
+            host=host,
+            max_body_bytes=cfg.max_body_bytes,
         )
     else:
         from serving.app import run_lean
 
-        run_lean(loaded, host or cfg.host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads)
+        batching = (cfg.batch_max_rows, cfg.batch_max_wait_ms / 1000) if cfg.batching else None
+        run_lean(
+            loaded,
+            host,
+            port,
+            workers,
+            cfg.max_batch_rows,
+            cfg.max_body_bytes,
+            cfg.threads,
+            batching,
+        )
 
 
 def sink_cmd(
     store: Annotated[
         str, typer.Option("--store", help="Payload-log store: a directory or s3://bucket/prefix.")
     ],
-    port: Annotated[int | None, typer.Option("--port", help="HTTP port (default: sink.port, 8090).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="HTTP port, 1-65535 (default: sink.port, 8090)."),
+    ] = None,
     wal_dir: Annotated[
         str | None,
         typer.Option("--wal-dir", help="Write-ahead log directory (default: $MLSTACK_HOME/sink-wal)."),
@@ -100,20 +140,16 @@ def sink_cmd(
     """Receive KServe logger CloudEvents and store request/response pairs as partitioned Parquet."""
     import uvicorn
 
-    from serving.sink import Sink
-    from serving.sink_app import build_sink_app
+    from serving.sink_app import app_from_settings
 
     settings = settings_from(config)
     cfg = settings.sink
     wal = wal_dir or cfg.wal_dir or str(settings.resolved_home / "sink-wal")
-    sink = Sink(
-        store, wal, cfg.flush_rows, cfg.flush_seconds, cfg.pair_timeout_seconds, cfg.dedup_hours * 3600
-    )
     log.info("sink storing to %s, WAL in %s", store, wal)
     uvicorn.run(
-        build_sink_app(sink, cfg.max_event_bytes),
+        app_from_settings(settings, store, wal),
         host=host or cfg.host,
-        port=port or cfg.port,
+        port=port if port is not None else cfg.port,
         access_log=False,
         log_config=None,
     )

@@ -13,9 +13,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlstack.core.errors import UsageError
+from mlstack.core.strict import reject_unknown
 
 FeatureType = Literal["numeric", "integer", "categorical", "boolean"]
 
@@ -25,6 +26,8 @@ class ContractError(UsageError, ValueError):
 
 
 class Feature(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo ("mni: 50") is an error, never ignored
+
     name: str
     type: FeatureType
     nullable: bool = False
@@ -39,12 +42,23 @@ class Feature(BaseModel):
 
 
 class Target(BaseModel):
+    """The label column: which raw value is the positive class, and (optionally) both classes.
+
+    ``classes`` lets a label such as ``"benign"`` be read as the negative class; without it only the
+    positive value, 0/1 and true/false can be mapped (``mlstack.core.labels``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     positive: str | int | bool = 1
+    classes: list[str | int | bool] | None = None
 
 
 class DataContract(BaseModel):
     """Columns a dataset must have and what values they may take."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = "dataset"
     id_column: str | None = None
@@ -86,18 +100,31 @@ class DataContract(BaseModel):
         Path(path).write_text(self.to_yaml())
 
     @classmethod
-    def from_yaml(cls, text: str) -> DataContract:
+    def from_yaml(cls, text: str, source: str = "data contract") -> DataContract:
+        """Parse a contract; an unknown key names ``source``, the key and the closest valid key."""
         try:
-            return cls.model_validate(yaml.safe_load(text))
-        except Exception as exc:
-            raise ContractError(f"invalid data contract: {exc}") from exc
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ContractError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+        if not isinstance(data, dict):
+            raise ContractError(f"{source}: a data contract must be a mapping with target and features")
+        reject_unknown(cls, data, source, ContractError)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'contract'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ContractError(f"{source}: invalid data contract: {problems}") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> DataContract:
         file = Path(path)
+        if file.is_dir():
+            raise ContractError(f"{file}: is a directory, expected a contract YAML file")
         if not file.is_file():
-            raise ContractError(f"contract file not found: {file}")
-        return cls.from_yaml(file.read_text())
+            raise ContractError(f"{file}: contract file not found")
+        return cls.from_yaml(file.read_text(), source=str(file))
 
 
 # ---------------------------------------------------------------- inference
@@ -158,8 +185,12 @@ def infer_contract(
     if not features:
         raise ContractError("no feature columns left after removing the target and id columns")
     positive = _infer_positive(df[target])
+    classes = [v.item() if hasattr(v, "item") else v for v in df[target].dropna().unique().tolist()]
     return DataContract(
-        name=name, id_column=id_column, target=Target(name=target, positive=positive), features=features
+        name=name,
+        id_column=id_column,
+        target=Target(name=target, positive=positive, classes=sorted(classes, key=str)),
+        features=features,
     )
 
 

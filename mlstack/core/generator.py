@@ -1,7 +1,8 @@
 """A seeded generator of a realistic loan-default table, with drift scenarios of known size.
 
-13 numeric and 4 categorical features, missing values, ~13.5% positives. Scenarios and their
-magnitude at ``strength=1.0`` (every shift scales linearly with ``strength``):
+14 numeric and 4 categorical features (``loan_contract()``), missing values, ~13.5% positives.
+Scenarios and their magnitude at ``strength=1.0`` (shifts scale with ``strength``, income
+multiplicatively, shares capped at 95%, so any strength stays inside the contract):
 
 - ``none``: the training distribution.
 - ``covariate_shift``: annual_income x0.70, credit_score -40 points, debt_to_income +0.08.
@@ -42,9 +43,9 @@ TERMS = np.array([12, 24, 36, 48, 60])
 
 def _shifted(p: list[float], categories: list[str], name: str, share: float) -> np.ndarray:
     """Move probability mass so ``name`` gets ``share``; the others keep their proportions."""
-    p = np.asarray(p, dtype=float)
+    probabilities = np.asarray(p, dtype=float)
     i = categories.index(name)
-    rest = np.delete(p, i)
+    rest = np.delete(probabilities, i)
     rest = rest / rest.sum() * (1 - share)
     return np.insert(rest, i, share)
 
@@ -64,16 +65,18 @@ def generate(rows: int, seed: int = 0, scenario: str = "none", strength: float =
 
     age = np.clip(rng.normal(41, 11, rows), 21, 75).round().astype(np.int64)
     employment = rng.choice(
-        EMPLOYMENT, rows, p=_shifted(EMPLOYMENT_P, EMPLOYMENT, "self_employed", 0.10 + 0.25 * cat)
+        EMPLOYMENT, rows, p=_shifted(EMPLOYMENT_P, EMPLOYMENT, "self_employed", min(0.10 + 0.25 * cat, 0.95))
     )
     purpose = rng.choice(
-        LOAN_PURPOSE, rows, p=_shifted(LOAN_PURPOSE_P, LOAN_PURPOSE, "small_business", 0.05 + 0.25 * cat)
+        LOAN_PURPOSE,
+        rows,
+        p=_shifted(LOAN_PURPOSE_P, LOAN_PURPOSE, "small_business", min(0.05 + 0.25 * cat, 0.95)),
     )
     home = rng.choice(HOME_OWNERSHIP, rows, p=[0.42, 0.18, 0.37, 0.03])
     region = rng.choice(REGIONS, rows, p=[0.22, 0.24, 0.18, 0.21, 0.15])
 
     income = np.exp(rng.normal(10.9, 0.45, rows)) * (1 + 0.01 * (age - 40)).clip(0.7, 1.3)
-    income = (income * (1 - 0.30 * cov)).round(2)
+    income = (income * 0.70**cov).round(2)  # multiplicative: x0.70 at 1, never negative
     years_employed = np.clip(rng.gamma(2.0, 3.5, rows), 0, 45).round(1)
     years_employed = np.where(employment == "unemployed", 0.0, years_employed)
     credit_score = np.clip(rng.normal(690 - 40 * cov, 55, rows), 300, 850).round().astype(np.int64)

@@ -38,10 +38,25 @@ class LoadedModel:
     threshold: float
     name: str
     version: str
+    # the onnxruntime engine when the version carries a compiled artifact that opened; else None
+    compiled: Any = None
+    engine_reason: str = "loaded without a model directory (scikit-learn)"
 
     @property
     def feature_names(self) -> list[str]:
         return self.contract.feature_names
+
+    @property
+    def engine(self) -> str:
+        """Which engine answers: ``onnx`` (the compiled artifact) or ``sklearn``."""
+        return "onnx" if self.compiled is not None else "sklearn"
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(0/1 predictions, probabilities) on the serving engine; ``predict`` below for sklearn."""
+        if self.compiled is None:
+            return predict(self.pipeline, frame, self.contract, self.threshold)
+        proba = self.compiled.predict_features(coerce_features(frame, self.contract))
+        return (proba >= self.threshold).astype(np.int64), proba
 
 
 def metadata_for(contract: DataContract, threshold: float) -> dict[str, Any]:
@@ -94,12 +109,18 @@ def _read_mlmodel(model_dir: Path) -> dict[str, Any]:
 
 
 def load(
-    uri: str, name: str | None = None, version: str | None = None, tracking_uri: str | None = None
+    uri: str,
+    name: str | None = None,
+    version: str | None = None,
+    tracking_uri: str | None = None,
+    engine: str = "auto",
 ) -> LoadedModel:
     """Load from a local MLflow model directory or a ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` URI.
 
     The version is resolved from the registry for ``models:/`` URIs; for a directory it is the
-    ``version`` argument (KServe passes it) or ``unknown``.
+    ``version`` argument (KServe passes it) or ``unknown``. ``engine="auto"`` opens the compiled
+    artifact when the version has one that verifies (``mlstack.core.compiled``); ``"sklearn"``
+    never does. ``engine_reason`` says why the chosen engine serves.
     """
     import mlflow
     import mlflow.sklearn
@@ -123,12 +144,22 @@ def load(
         raise UsageError(f"model at {uri} has no mlstack_contract metadata; was it registered by mlstack?")
     pipeline = mlflow.sklearn.load_model(str(local))
     contract = DataContract.model_validate(meta["mlstack_contract"])
+    if engine not in ("auto", "sklearn"):
+        raise UsageError(f"engine must be 'auto' or 'sklearn', not {engine!r}")
+    if engine == "sklearn":
+        compiled, reason = None, "engine 'sklearn' was asked for"
+    else:
+        from mlstack.core.compiled import open_compiled
+
+        compiled, reason = open_compiled(local, meta, contract)
     return LoadedModel(
         pipeline=pipeline,
         contract=contract,
         threshold=float(meta.get("mlstack_threshold", 0.5)),
         name=name or contract.name,
         version=str(version or "unknown"),
+        compiled=compiled,
+        engine_reason=reason,
     )
 
 
@@ -150,3 +181,26 @@ def resolve_model_uri(uri: str) -> tuple[str, str]:
         return body, str(client.get_model_version_by_alias(body, "champion").version)
     except MlflowException as exc:
         raise UsageError(f"cannot resolve {uri} in the MLflow registry: {exc.message}") from exc
+
+
+def registered_contract(name: str, version: str) -> DataContract:
+    """The data contract of a registered model version, read from its MLmodel metadata only.
+
+    Reads one small file (no model weights); UsageError when the version or its contract is unknown.
+    """
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="mlstack-contract-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=tmp
+            )
+        except (MlflowException, OSError) as exc:
+            raise UsageError(f"no MLmodel for {name} version {version} in the registry: {exc}") from exc
+        meta = (yaml.safe_load(Path(local).read_text()) or {}).get("metadata") or {}
+    if "mlstack_contract" not in meta:
+        raise UsageError(f"{name} version {version} has no mlstack_contract metadata")
+    return DataContract.model_validate(meta["mlstack_contract"])

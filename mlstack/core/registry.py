@@ -8,7 +8,6 @@ from mlstack.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALIASES = ("champion", "challenger", "previous")
 # storage URI schemes KServe's storage initializer can fetch
 KSERVE_SCHEMES = (
     "s3://",
@@ -52,7 +51,10 @@ def ensure_experiment(settings: Settings) -> str:
     try:
         return mlflow.create_experiment(settings.experiment, artifact_location=location)
     except Exception:  # created concurrently by another process
-        return mlflow.get_experiment_by_name(settings.experiment).experiment_id
+        experiment = mlflow.get_experiment_by_name(settings.experiment)
+        if experiment is None:  # the create failed for another reason: let it surface
+            raise
+        return experiment.experiment_id
 
 
 def aliases_of(client, model_name: str) -> dict[str, str]:

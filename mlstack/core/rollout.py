@@ -279,7 +279,7 @@ def rollback(obj: dict, aliases: dict[str, str], reason: str) -> Move:
     annotations = isvc.annotations_of(obj)
     champion_uri = annotations.get(isvc.ANN_CHAMPION_URI)
     bad = state.challenger_version
-    patches = [{"spec": {"predictor": {"canaryTrafficPercent": 0}}}]
+    patches: list[dict] = [{"spec": {"predictor": {"canaryTrafficPercent": 0}}}]
     warnings: list[str] = []
     if champion_uri:
         model = isvc.model_spec(obj)

@@ -24,7 +24,10 @@ def is_s3(uri: str) -> bool:
 
 
 def s3_endpoint() -> str | None:
-    return os.environ.get("MLSTACK_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    """Settings ``s3_endpoint_url`` (MLSTACK_S3_ENDPOINT_URL), else AWS's own AWS_ENDPOINT_URL."""
+    from mlstack.core.settings import load_settings
+
+    return load_settings().s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlstack.core.contract import DataContract, Feature
 
-FATAL_RULES = ("missing_column", "wrong_type", "missing_target", "target_classes")
+FATAL_RULES = ("missing_column", "wrong_type", "not_a_number", "missing_target", "target_classes")
 
 
 @dataclass
@@ -114,8 +114,14 @@ def _feature_masks(series: pd.Series, feature: Feature) -> tuple[dict[str, pd.Se
         return masks, None
     values = _numeric(series)
     if values is None:
-        bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
-        return masks, f"expected {feature.type} values, found e.g. {bad.astype(str).head(3).tolist()}"
+        converted = pd.to_numeric(series, errors="coerce")
+        unparsable = converted.isna() & series.notna()
+        if unparsable.sum() == series.notna().sum():  # no value is a number: the column's type is wrong
+            bad = series[unparsable]
+            return masks, f"expected {feature.type} values, found e.g. {bad.astype(str).head(3).tolist()}"
+        # some cells are text in a numeric column: count those rows only (as batch rejects them)
+        masks["not_a_number"] = unparsable
+        values = converted.astype(float)
     if feature.type == "integer":
         masks["not_integer"] = ~null & (np.mod(values.fillna(0), 1) != 0)
     if feature.min is not None:
@@ -128,6 +134,7 @@ def _feature_masks(series: pd.Series, feature: Feature) -> tuple[dict[str, pd.Se
 
 
 RULE_TEXT = {
+    "not_a_number": "text where the contract says a number",
     "null_not_allowed": "missing value where the contract says not nullable",
     "unknown_category": "value outside the allowed categories",
     "not_integer": "non-integer value for an integer feature",

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from mlstack.core import procs
 from mlstack.core.errors import MlstackError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def bin_path(name: str) -> str:
@@ -74,34 +65,24 @@ class Services:
 
     def wait_ready(self, service: Service, health_path: str, timeout: float = 180) -> None:
         """Poll ``health_path`` until it answers below 500; a service that exits is an error."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                tail = service.log_path.read_text()[-600:]
-                raise MlstackError(
-                    f"{service.name} exited with {service.process.returncode} on start; "
-                    f"log {service.log_path}: {tail}"
-                )
-            try:
-                if httpx.get(service.url + health_path, timeout=2).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise MlstackError(
-            f"{service.name} did not become healthy within {timeout:.0f}s; see {service.log_path}"
-        )
+        try:
+            procs.wait_for_http(service.url + health_path, timeout, service.process)
+        except RuntimeError:
+            tail = service.log_path.read_text()[-600:]
+            raise MlstackError(
+                f"{service.name} exited with {service.process.returncode} on start; "
+                f"log {service.log_path}: {tail}"
+            ) from None
+        except TimeoutError:
+            raise MlstackError(
+                f"{service.name} did not become healthy within {timeout:.0f}s; see {service.log_path}"
+            ) from None
 
     def stop_one(self, name: str) -> None:
         """SIGTERM one service and wait for it to exit (a graceful stop)."""
         for service in self.started:
-            if service.name == name and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGTERM)
-                try:
-                    service.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(service.process.pid, signal.SIGKILL)
-                    raise MlstackError(f"{name} did not stop within 30 s; see {service.log_path}") from None
+            if service.name == name and not procs.stop(service.process, timeout=30, group=True):
+                raise MlstackError(f"{name} did not stop within 30 s; see {service.log_path}")
 
     def stop(self) -> None:
         for service in reversed(self.started):
@@ -110,9 +91,6 @@ class Services:
                     os.killpg(service.process.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
-        for service in self.started:
-            try:
-                service.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
+        for service in self.started:  # all were signalled above: wait for each, kill what hangs
+            procs.stop(service.process, timeout=15, group=True)
         self.started.clear()

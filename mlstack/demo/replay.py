@@ -109,7 +109,7 @@ async def replay(
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
         variant = variants[choice[i]]
-        request_id = str(uuid.UUID(int=np.random.default_rng([seed, i]).integers(0, 2**63) << 64 | i))
+        request_id = str(uuid.UUID(int=int(np.random.default_rng([seed, i]).integers(0, 2**63)) << 64 | i))
         body = orjson.dumps({"instances": [payloads[i]], "parameters": {"return_probabilities": True}})
         began = asyncio.get_running_loop().time()
         status, content = await post(

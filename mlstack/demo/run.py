@@ -1,7 +1,8 @@
 """The demo's steps: train twice, serve both versions, replay split traffic, drift, canary verdict, report.
 
 Everything runs for real on loopback: kfp.local + MLflow (SQLite) for training, two `mlstack serve`
-processes, one `mlstack sink`, the drift job with Evidently, the canary analysis. The demo's state
+processes, one `mlstack sink`, Debian's Prometheus scraping both predictors, the drift job with
+Evidently, the canary analysis (payload log and Prometheus). The demo's state
 lives in ``$MLSTACK_HOME/demo`` and is laid anew on every run, so re-running gives the same result.
 """
 
@@ -20,10 +21,11 @@ import pandas as pd
 
 from mlstack.core import data as dataio
 from mlstack.core import generator, payload
+from mlstack.core.procs import free_port
 from mlstack.core.settings import Settings, load_settings
+from mlstack.demo import prom, report
 from mlstack.demo import replay as replayer
-from mlstack.demo import report
-from mlstack.demo.procs import Services, bin_path, free_port
+from mlstack.demo.procs import Services, bin_path
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ def _demo_settings(base: Settings, home: Path, size: DemoSize) -> Settings:
                     "min_labeled": size.min_labeled,
                     "method": "fixed",
                     "max_accuracy_drop": 0.05,
+                    # the predictors' own vocabulary (no queue-proxy on a laptop): see mlstack/demo/prom.py
+                    **prom.QUERIES,
                 }
             ),
             "drift": base.drift.model_copy(update={"min_rows": size.drift_min_rows}),
@@ -174,18 +178,24 @@ def drift_over_time(
     return results
 
 
-def analyze_canary(settings: Settings, model: str, champion: str, challenger: str, out_dir: Path) -> dict:
-    """The canary analysis on the payload log (predictions, labels) of both versions."""
+def analyze_canary(
+    settings: Settings, model: str, champion: str, challenger: str, out_dir: Path, window_seconds: float
+) -> dict:
+    """The canary analysis on the payload log (predictions, labels) of both versions and on what
+    Prometheus scraped from each predictor over the last ``window_seconds`` (requests, 5xx, p95)."""
     from monitoring.canary_analysis import Variant, analyze, split_by_version
+    from monitoring.canary_metrics import revision_metrics
     from monitoring.canary_report import write_report
 
     rows = payload.load_window(settings.payload_store, model)
     primary_rows, canary_rows = split_by_version(rows, champion, challenger)
+    revisions = {v: prom.revision_of(v) for v in (champion, challenger)}
+    served = {v: revision_metrics(settings.canary, "demo", revisions[v], window_seconds) for v in revisions}
     analysis = analyze(
-        Variant("primary", champion, None, primary_rows),
-        Variant("canary", challenger, None, canary_rows),
+        Variant("primary", champion, revisions[champion], primary_rows, served[champion]),
+        Variant("canary", challenger, revisions[challenger], canary_rows, served[challenger]),
         settings.canary,
-        context={"inference_service": model},
+        context={"inference_service": model, "prometheus": settings.canary.prometheus_url},
     )
     write_report(analysis, out_dir, "ab-report")
     return analysis.to_dict()
@@ -225,7 +235,7 @@ def apply_verdict(
     apply the alias moves to MLflow and write each object the cluster would receive."""
     import yaml
 
-    from mlstack.cli import model_aliases
+    from mlstack.adapters import model_aliases
     from mlstack.core import rollout
 
     aliases = model_aliases.aliases(settings, model)
@@ -317,15 +327,26 @@ def run_demo(
         with Step(timings, "train v1 and v2 (kfp.local + MLflow)", say):
             versions = train_versions(settings, home, size, say, on_registered=serve)
         champion, challenger = versions[0]["model_version"], versions[1]["model_version"]
-        from mlstack.cli import model_aliases
+        from mlstack.adapters import model_aliases
 
         aliases_before = model_aliases.aliases(settings, model)
 
         # the sink and v1's predictor started during training; v2's after its registration
-        with Step(timings, "wait for the sink and both predictors", say):
+        prometheus = prom.launch(
+            services,
+            home,
+            {prom.revision_of(v): p.url.removeprefix("http://") for v, p in predictors.items()},
+        )
+        with Step(timings, "wait for the sink, both predictors and Prometheus", say):
             services.wait_ready(sink, "/healthz")
             for predictor in predictors.values():
                 services.wait_ready(predictor, "/v2/health/ready")
+            services.wait_ready(prometheus, "/-/ready")
+            prom.wait_for_targets(prometheus.url, [prom.revision_of(v) for v in predictors])
+        settings = settings.model_copy(
+            update={"canary": settings.canary.model_copy(update={"prometheus_url": prometheus.url})}
+        )
+        scraping_since = time.monotonic()
 
         rows, drift_from = traffic_rows(size, scenario)
         period = timedelta(hours=size.windows)
@@ -357,13 +378,20 @@ def run_demo(
             if result.errors:
                 raise RuntimeError(f"replay errors: {dict(result.errors)}")
             services.stop_one("sink")  # a graceful stop flushes every acknowledged event to Parquet
+            # the analysis must see every answered request: wait for Prometheus's next scrape
+            prom.wait_for_counts(
+                prometheus.url,
+                {prom.revision_of(v): result.answered.get(v, 0) for v in (champion, challenger)},
+            )
 
         with Step(timings, f"drift job on {size.windows} windows (Evidently)", say):
             windows = drift_over_time(
                 settings, model, champion, start, period, size.windows, home / "evidently"
             )
         with Step(timings, "canary analysis", say):
-            analysis = analyze_canary(settings, model, champion, challenger, home)
+            analysis = analyze_canary(
+                settings, model, champion, challenger, home, time.monotonic() - scraping_since
+            )
         with Step(timings, f"apply verdict '{analysis['verdict']}' to the MLflow aliases", say):
             applied = apply_verdict(
                 settings, model, champion, challenger, analysis["verdict"], analysis["reasons"], home
@@ -374,7 +402,7 @@ def run_demo(
         for w in windows:
             for name, feature in (w.get("features") or {}).items():
                 scores[name] = max(scores.get(name, 0.0), feature.get("score") or 0.0)
-        summary = {
+        summary: dict[str, Any] = {
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_name": model,
             "scenario": scenario,
@@ -403,7 +431,7 @@ def run_demo(
                 v: float(pd.Series(ms).quantile(0.95)) for v, ms in result.latencies_ms.items()
             },
             "drift_windows": windows,
-            "top_drift_features": sorted(scores, key=scores.get, reverse=True)[:4],
+            "top_drift_features": sorted(scores, key=scores.__getitem__, reverse=True)[:4],
             "analysis": analysis,
             "verdict_applied": applied,
             "aliases_before": aliases_before,
@@ -420,6 +448,7 @@ def run_demo(
         summary["report"] = str(report.write(summary, home))
         if keep_running:
             summary["urls"] = keep_services(services, settings, home, predictors)
+            summary["urls"]["prometheus"] = prometheus.url
         if on_done:
             on_done(summary)
         return summary

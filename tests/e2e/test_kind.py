@@ -1,8 +1,11 @@
 """End to end on a cluster built by `make kind-up && make images kind-load && make deploy`.
 
 Skipped, with the reason, when no cluster is reachable or mlstack is not deployed. The tests run in
-file order and build on each other: platform ready -> pipeline -> predictions -> canary ->
-promote -> rollback -> drift job. Environment: MLSTACK_E2E_NAMESPACE (default mlstack),
+file order and build on each other: platform ready -> the training pipeline on KFP with deploy on
+(its deploy step creates the InferenceService from the chart's template: version 1 is the champion)
+-> predictions through Kourier -> a second run registers version 2 -> `kubectl model canary` ->
+`kubectl model promote` -> `kubectl model canary` of the old version -> `kubectl model rollback` ->
+drift job. `make e2e` puts .venv/bin and bin/ on PATH (mlstack, kubectl-model). Environment: MLSTACK_E2E_NAMESPACE (default mlstack),
 MLSTACK_E2E_MODEL (default loan-default), MLSTACK_E2E_INGRESS (default http://127.0.0.1:8080, the port
 kind maps to Kourier).
 """
@@ -20,12 +23,39 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop, wait_for_http
 
 NAMESPACE = os.environ.get("MLSTACK_E2E_NAMESPACE", "mlstack")
 MODEL = os.environ.get("MLSTACK_E2E_MODEL", "loan-default")
 INGRESS = os.environ.get("MLSTACK_E2E_INGRESS", "http://127.0.0.1:8080")
 KUBECTL = shutil.which("kubectl") or "kubectl"
+# `make e2e` puts .venv/bin on PATH; fall back to the interpreter's own bin/ (the same venv)
+MLSTACK = shutil.which("mlstack") or os.path.join(os.path.dirname(os.sys.executable), "mlstack")
+
+
+def kubectl_model(*args: str, timeout: float = 300) -> str:
+    """``kubectl model ...`` through kubectl's plugin mechanism (kubectl-model on PATH), with the
+    in-cluster MLflow port-forwarded (the plugin reads and moves the registry's aliases)."""
+    import base64
+
+    auth = kubectl_json("-n", NAMESPACE, "get", "secret", "mlstack-mlflow-auth")["data"]
+    with PortForward(NAMESPACE, "mlstack-mlflow", 5000, health="/health") as mlflow:
+        env = {
+            **os.environ,
+            "MLSTACK_TRACKING_URI": mlflow,
+            "MLFLOW_TRACKING_USERNAME": base64.b64decode(auth["admin-username"]).decode(),
+            "MLFLOW_TRACKING_PASSWORD": base64.b64decode(auth["admin-password"]).decode(),
+        }
+        proc = subprocess.run(
+            [KUBECTL, "model", *args, "-n", NAMESPACE],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    if proc.returncode != 0:
+        raise AssertionError(f"kubectl model {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc.stdout
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -54,9 +84,11 @@ def cluster():
         skip("e2e: no Kubernetes cluster reachable (kubectl version timed out); run `make kind-up` first")
     if probe.returncode != 0 or "serverVersion" not in probe.stdout:
         skip(f"e2e: no Kubernetes cluster reachable ({probe.stderr.strip()[:200]}); run `make kind-up` first")
-    deployed = kubectl("-n", NAMESPACE, "get", "inferenceservice", MODEL, check=False)
+    deployed = kubectl("-n", NAMESPACE, "get", "configmap", f"{MODEL}-isvc-template", check=False)
     if deployed.returncode != 0:
-        skip(f"e2e: InferenceService {NAMESPACE}/{MODEL} not found; run `make images kind-load deploy` first")
+        skip(
+            f"e2e: the mlstack chart is not installed in {NAMESPACE}; run `make images kind-load deploy` first"
+        )
 
 
 class PortForward:
@@ -76,8 +108,7 @@ class PortForward:
         return url
 
     def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop(self.process, timeout=10)
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 5.0):
@@ -136,16 +167,13 @@ def versions_served(requests: int, seed: int = 0) -> Counter:
     return counts
 
 
-def merge_patch(patch: dict) -> None:
-    kubectl("-n", NAMESPACE, "patch", "inferenceservice", MODEL, "--type", "merge", "-p", json.dumps(patch))
+def isvc_exists() -> bool:
+    return kubectl("-n", NAMESPACE, "get", "inferenceservice", MODEL, check=False).returncode == 0
 
 
-def model_version_patch(version: str, percent: int | None) -> dict:
-    """A new revision whose predictor reports ``version``, taking ``percent`` of the traffic."""
-    model = isvc()["spec"]["predictor"]["model"]
-    env = [e for e in model.get("env", []) if e["name"] != "MLSTACK_MODEL_VERSION"]
-    env.append({"name": "MLSTACK_MODEL_VERSION", "value": version})
-    return {"spec": {"predictor": {"canaryTrafficPercent": percent, "model": {"env": env}}}}
+def split_at(percent: int) -> bool:
+    traffic = isvc()["status"]["components"]["predictor"].get("traffic", [])
+    return isvc_ready() and any(t.get("percent") == percent for t in traffic)
 
 
 # ------------------------------------------------------------------ the tests, in order
@@ -182,7 +210,7 @@ def s3_credentials() -> dict[str, str]:
     return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
 
-def test_training_pipeline_runs_on_kfp():
+def run_training_pipeline():
     """Training data into SeaweedFS, then the training pipeline on KFP, waited to success."""
     import kfp
 
@@ -190,7 +218,7 @@ def test_training_pipeline_runs_on_kfp():
     with PortForward("kubeflow", "seaweedfs", 8333) as s3:
         generate = subprocess.run(
             [
-                "mlstack",
+                MLSTACK,
                 "data",
                 "generate",
                 "--rows",
@@ -206,14 +234,14 @@ def test_training_pipeline_runs_on_kfp():
             env={**env, "MLSTACK_S3_ENDPOINT_URL": s3},
         )
         assert generate.returncode == 0, generate.stderr[-2000:]
-    env["MLSTACK_COMPONENT_IMAGE"] = os.environ.get(
-        "MLSTACK_COMPONENT_IMAGE", "localhost:5001/mlstack-components:dev"
-    )
+    env["MLSTACK_COMPONENT_IMAGE"] = os.environ.get("MLSTACK_COMPONENT_IMAGE", "localhost:5001/mlstack:dev")
     env["MLSTACK_TRAINING__MODEL_NAME"] = MODEL  # register under the name the chart serves
+    # the first run's deploy step creates the InferenceService; later versions go through kubectl model
+    env["MLSTACK_CANARY__DEPLOY"] = "true" if not isvc_exists() else "false"
     with PortForward("kubeflow", "ml-pipeline", 8888, health="/apis/v2beta1/healthz") as kfp_host:
         submit = subprocess.run(
             [
-                "mlstack",
+                MLSTACK,
                 "pipeline",
                 "submit",
                 "--host",
@@ -233,6 +261,12 @@ def test_training_pipeline_runs_on_kfp():
         run_id = json.loads(submit.stdout)["run_id"]
         run = kfp.Client(host=kfp_host).wait_for_run_completion(run_id, timeout=3600)
     assert run.state == "SUCCEEDED", f"pipeline run {run_id} ended {run.state}"
+
+
+def test_training_pipeline_runs_on_kfp_and_deploys_the_champion():
+    assert not isvc_exists(), "start from a fresh `make deploy`: the pipeline creates the service"
+    run_training_pipeline()
+    assert isvc_exists(), "the pipeline's deploy step did not create the InferenceService"
 
 
 def test_inference_service_becomes_ready():
@@ -256,35 +290,31 @@ def test_predictions_through_kourier():
         assert bad.status_code == 400 and bad.json()
 
 
+def test_second_run_registers_version_two():
+    run_training_pipeline()  # deploy is off now: it only registers
+
+
 def test_canary_at_ten_percent_serves_about_ten_percent():
     baseline = str(predict(httpx.Client(timeout=30), sample_instances(1, seed=2)).json()["model_version"])
-    merge_patch(model_version_patch("e2e-canary", 10))
-    wait_until(
-        lambda: (
-            isvc_ready()
-            and any(
-                t.get("percent") == 10 for t in isvc()["status"]["components"]["predictor"].get("traffic", [])
-            )
-        ),
-        600,
-        "canary revision at 10%",
-    )
+    assert baseline == "1"
+    kubectl_model("canary", MODEL, "--version", "2", "--percent", "10")
+    wait_until(lambda: split_at(10), 600, "canary revision at 10%")
     requests = 600
     counts = versions_served(requests, seed=3)
-    share = counts["e2e-canary"] / requests
+    share = counts["2"] / requests
     # binomial: 10% of 600 has sd 1.2 points; 4 sd either side
     sd = math.sqrt(0.1 * 0.9 / requests)
     assert abs(share - 0.10) <= 4 * sd, f"canary share {share:.3f} from {dict(counts)}"
-    assert counts[baseline] + counts["e2e-canary"] == requests
+    assert counts[baseline] + counts["2"] == requests
 
 
 def test_promote_sends_all_traffic_to_the_canary():
-    merge_patch({"spec": {"predictor": {"canaryTrafficPercent": None}}})
+    kubectl_model("promote", MODEL)
     wait_until(
         lambda: isvc_ready() and "canaryTrafficPercent" not in isvc()["spec"]["predictor"], 600, "promotion"
     )
     wait_until(
-        lambda: versions_served(50, seed=4) == Counter({"e2e-canary": 50}),
+        lambda: versions_served(50, seed=4) == Counter({"2": 50}),
         300,
         "all traffic on the promoted version",
         interval=10,
@@ -292,20 +322,11 @@ def test_promote_sends_all_traffic_to_the_canary():
 
 
 def test_rollback_returns_all_traffic_to_the_champion():
-    merge_patch(model_version_patch("e2e-rejected", 50))
+    kubectl_model("canary", MODEL, "--version", "1", "--percent", "50")
+    wait_until(lambda: split_at(50), 600, "second canary at 50%")
+    kubectl_model("rollback", MODEL, "--reason", "e2e")
     wait_until(
-        lambda: (
-            isvc_ready()
-            and any(
-                t.get("percent") == 50 for t in isvc()["status"]["components"]["predictor"].get("traffic", [])
-            )
-        ),
-        600,
-        "second canary at 50%",
-    )
-    merge_patch({"spec": {"predictor": {"canaryTrafficPercent": 0}}})
-    wait_until(
-        lambda: versions_served(50, seed=5) == Counter({"e2e-canary": 50}),
+        lambda: versions_served(50, seed=5) == Counter({"2": 50}),
         300,
         "all traffic back on the champion",
         interval=10,

@@ -1,7 +1,7 @@
 """Batch answers equal the online predictor's, over HTTP, for the same registered model version.
 
-Needs the serving area's server (``mlstack serve``); on a branch without ``serving/app.py`` the test
-is skipped and says so (parity with the predict path itself is asserted in test_batch_pipeline.py).
+Runs the real ``mlstack serve``; nothing is skipped (a missing server fails). Parity with the predict
+path itself is asserted in test_batch_pipeline.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from components.batch_score import score_table
 from mlstack.core.data import save_table
 from mlstack.core.generator import generate
 from mlstack.core.model import load
-from tests.conftest import ROOT, free_port, wait_for_http
-
-if not (ROOT / "serving" / "app.py").exists():
-    pytest.skip("serving/ has no model server on this branch yet", allow_module_level=True)
+from tests.conftest import free_port, stop, wait_for_http
 
 
 @pytest.fixture
@@ -41,8 +38,7 @@ def online_server(registered_loan_model, tmp_path):
         wait_for_http(f"{url}/v2/health/ready", timeout=300, process=process)  # model load on a busy box
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process, timeout=20)
         log.close()
 
 

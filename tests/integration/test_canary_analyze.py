@@ -1,7 +1,9 @@
 """``kubectl model analyze --apply`` with every source real: payload Parquet logs, a Prometheus server, MLflow.
 
-Prometheus scrapes a local exporter that publishes Knative queue-proxy-shaped series
-(``revision_app_request_count``, ``revision_app_request_latencies``) per revision.
+Prometheus scrapes two local exporters, one per revision's queue-proxy, publishing series of the shape
+Knative 1.21's queue-proxy exports (monitoring/README.md; the shape itself is checked against the pinned
+upstream exporter in test_promql_shipped.py): ``kn_serving_invocation_duration_seconds`` labelled only
+``http_response_status_code`` and ``otel_scope_name``, and ``target_info`` carrying the revision.
 """
 
 from __future__ import annotations
@@ -10,22 +12,61 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from string import Template
 
 import numpy as np
 import pandas as pd
 from prometheus_client import Gauge, Histogram
 
 from mlstack.core.payload import write_feedback, write_predictions
-from mlstack.core.settings import load_settings
+from mlstack.core.settings import CanaryConfig, load_settings
 from monitoring.canary_metrics import revision_metrics
 from tests.fixtures.canary import wait_for_samples
 
 PRIMARY, CANARY = "fraud-predictor-00001", "fraud-predictor-00002"
-ON_CANARY = '{revision_name="fraud-predictor-00002"}'
+# the queue-proxy's bounds (knative.dev/serving v0.48.1 pkg/queue/request_metric.go), in seconds
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+SCOPE = "knative.dev/serving/pkg/queue"
+
+
+def queue_proxy_series(registry, revision: str):
+    """One queue-proxy's series: its target_info (resource attributes) and the request histogram."""
+    info = Gauge(
+        "target_info",
+        "Target metadata",
+        [
+            "k8s_namespace_name",
+            "kn_service_name",
+            "kn_configuration_name",
+            "kn_revision_name",
+            "container_name",
+        ],
+        registry=registry,
+    )
+    info.labels("models", "fraud-predictor", "fraud-predictor", revision, "queue-proxy").set(1)
+    duration = Histogram(
+        "kn_serving_invocation_duration_seconds",
+        "The duration of task execution",
+        ["http_response_status_code", "otel_scope_name"],
+        buckets=BOUNDS,
+        registry=registry,
+    )
+    for code in ("200", "500"):
+        duration.labels(code, SCOPE)  # series exist at 0 before traffic
+    return duration
+
+
+def on_canary(expr: str) -> str:
+    return Template(expr).substitute(namespace="models", revision=CANARY, window="5m")
 
 
 def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.random.Generator) -> None:
-    """Prediction rows as the payload sink writes them, plus feedback labels for each."""
+    """Prediction rows as the payload sink writes them, plus feedback labels for each.
+
+    Every row falls in the last 0.9 s. Callers start the canary at least 1 s before, and its
+    started-at stamp is truncated to the second, so all ``n`` rows are inside the analysis window
+    whatever the wall clock reads (rows spread over 3 s let 1,317-1,961 of 3,000 in, by luck).
+    """
     now = datetime.now(UTC)
     probability = rng.beta(2, 5, n)
     prediction = (probability >= 0.5).astype(int)
@@ -41,7 +82,7 @@ def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.rando
                 "component": "predictor",
                 "model_name": "fraud",
                 "model_version": version,
-                "requested_at": [now - timedelta(milliseconds=i) for i in range(n)],
+                "requested_at": [now - timedelta(seconds=0.9 * i / n) for i in range(n)],
                 "responded_at": now,
                 "prediction": prediction,
                 "probability": probability,
@@ -58,26 +99,15 @@ def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.rando
 def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
     kube_api, mlflow_registry, prometheus, kubectl_model, monkeypatch, mlstack_home
 ):
-    url, metrics = prometheus
+    url, (primary_registry, canary_registry) = prometheus
     monkeypatch.setenv("MLSTACK_CANARY__PROMETHEUS_URL", url)
-    requests = Gauge(
-        "revision_app_request_count",
-        "requests",
-        ["namespace_name", "revision_name", "response_code_class"],
-        registry=metrics,
-    )
-    latency = Histogram(
-        "revision_app_request_latencies",
-        "ms",
-        ["namespace_name", "revision_name"],
-        buckets=(1, 2, 5, 10, 20, 50, 100, 200),
-        registry=metrics,
-    )
-    for revision in (PRIMARY, CANARY):
-        latency.labels("models", revision)  # series exist at 0 before traffic, as on a live revision
-        for code_class in ("2xx", "5xx"):
-            requests.labels("models", revision, code_class).set(0)
-    wait_for_samples(url, "count_over_time(revision_app_request_count" + ON_CANARY + "[1m])", 3)
+    durations = {
+        PRIMARY: queue_proxy_series(primary_registry, PRIMARY),
+        CANARY: queue_proxy_series(canary_registry, CANARY),
+    }
+    shipped = CanaryConfig()  # the analysis's default queries: the ones the chart ships
+    # three scrapes of the canary's target at 0 before traffic, so increase() counts all of it
+    wait_for_samples(url, f'count_over_time(target_info{{kn_revision_name="{CANARY}"}}[1m])', 3)
 
     assert kubectl_model("canary", "fraud", "--version", "2", "--percent", "10")[0] == 0
     time.sleep(1)
@@ -85,21 +115,17 @@ def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
     store = str(mlstack_home / "payloads")
     log_traffic(store, "1", 9000, 0.85, rng)
     log_traffic(store, "2", 1000, 0.85, rng)
-    requests.labels("models", PRIMARY, "2xx").set(8982)
-    requests.labels("models", PRIMARY, "5xx").set(18)
-    requests.labels("models", CANARY, "2xx").set(970)
-    requests.labels("models", CANARY, "5xx").set(30)
-    for _ in range(200):
-        latency.labels("models", PRIMARY).observe(8)
-        latency.labels("models", CANARY).observe(9)
-    wait_for_samples(url, "sum(increase(revision_app_request_count" + ON_CANARY + "[5m]))", 1000)
-    wait_for_samples(url, "sum(increase(revision_app_request_latencies_count" + ON_CANARY + "[5m]))", 200)
+    for revision, ok, failed, seconds in ((PRIMARY, 8982, 18, 0.008), (CANARY, 970, 30, 0.009)):
+        for code, count in (("200", ok), ("500", failed)):
+            for _ in range(count):
+                durations[revision].labels(code, SCOPE).observe(seconds)
+    wait_for_samples(url, on_canary(shipped.requests_query), 1000)
 
     # the Prometheus path on its own
     measured = revision_metrics(load_settings().canary, "models", CANARY, 300)
     assert 1000 <= measured.requests <= 1500
     assert abs(measured.errors / measured.requests - 0.03) < 0.008  # increase() extrapolates each series
-    assert 5 <= measured.p95_ms <= 10
+    assert 5 <= measured.p95_ms <= 10  # p95 inside the (5 ms, 10 ms] bucket
 
     code, out, err = kubectl_model("analyze", "fraud", "--apply", "-o", "json")
     assert code == 0, err
@@ -132,6 +158,13 @@ def test_analyze_promotes_equal_variants_and_moves_aliases(
     store = str(mlstack_home / "payloads")
     log_traffic(store, "1", 3000, 0.85, rng)
     log_traffic(store, "2", 3000, 0.85, rng)
+
+    code, out, err = kubectl_model("analyze", "fraud", "-o", "json")  # without --apply: changes nothing
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["verdict"] == "promote"
+    for variant in ("primary", "canary"):  # every logged row is in the window: no wall-clock luck
+        assert summary["variants"][variant]["logged_predictions"] == 3000
 
     code, out, err = kubectl_model("analyze", "fraud", "--apply")
     assert code == 0, err

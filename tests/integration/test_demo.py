@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.tools import require
+
 MLSTACK = str(Path(sys.executable).parent / "mlstack")
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -85,7 +86,7 @@ def test_report_opens_in_chromium_without_console_errors(demo, tmp_path):
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=require("chromium"),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
@@ -108,3 +109,20 @@ def test_report_opens_in_chromium_without_console_errors(demo, tmp_path):
         browser.close()
     assert problems == []
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_prometheus_checks_run_in_the_demo(demo):
+    """The demo's Prometheus scraped both predictors: the 5xx-rate and p95 checks ran (not skipped)."""
+    summary, home = demo
+    checks = {check["name"]: check for check in summary["analysis"]["checks"]}
+    assert checks["error_rate"]["status"] == "pass", checks["error_rate"]
+    assert checks["p95_latency"]["status"] == "pass", checks["p95_latency"]
+    variants = summary["analysis"]["variants"]
+    counts = {version: count for version, _, count in summary["traffic"]["by_version"]}
+    for role, version in (("primary", "1"), ("canary", "2")):
+        metrics = variants[role]["metrics"]
+        assert metrics["revision"] == f"predictor-v{version}"
+        # Prometheus's count (increase() over the window) is near what the replay saw answered
+        assert abs(metrics["requests"] - counts[version]) <= 0.1 * counts[version], (metrics, counts)
+        assert metrics["errors"] == 0 and metrics["p95_ms"] > 0
+    assert (home / "prometheus" / "prometheus.yml").exists()

@@ -13,7 +13,7 @@ from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import DriftConfig
 from monitoring import workspace
 from monitoring.drift_job import evaluate
-from tests.conftest import free_port, wait_for_http
+from tests.conftest import free_port, stop, wait_for_http
 
 
 def test_history_is_visible_in_the_evidently_ui(tmp_path):
@@ -63,5 +63,4 @@ def test_history_is_visible_in_the_evidently_ui(tmp_path):
         assert {s["metadata"]["version"] for s in snapshots} == {"3"}
         assert sorted(s["timestamp"][:16] for s in snapshots) == ["2026-11-27T08:00", "2026-11-27T08:15"]
     finally:
-        ui.terminate()
-        ui.wait(timeout=20)
+        stop(ui, timeout=20)

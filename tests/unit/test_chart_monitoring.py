@@ -9,13 +9,13 @@ source checks below are skipped with a message saying so.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from tests.fixtures.cluster import CHART, ROOT, by_kind
+from tests.tools import require
 
 SHIPPED = {
     "rules": (CHART / "files" / "prometheus-rules.yaml", ROOT / "monitoring" / "prometheus" / "rules.yaml"),
@@ -47,9 +47,7 @@ def test_prometheus_rule_wraps_the_rule_groups(chart_default):
 
 
 def test_prometheus_rule_passes_promtool(chart_default, tmp_path):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: make setup installs Debian's prometheus package")
+    promtool = require("promtool")
     (rule,) = by_kind(chart_default, "PrometheusRule")
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))

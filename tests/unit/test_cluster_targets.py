@@ -101,3 +101,24 @@ def test_workflow_builds_the_cluster_and_runs_make_e2e():
     assert positions == sorted(positions), "the workflow must build, load, deploy, then test"
     e2e_step = steps[positions[-1]]
     assert e2e_step["env"]["MLSTACK_E2E_REQUIRE_CLUSTER"] == "1"
+
+
+def _recipe(target: str) -> str:
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(rf"^{target}:[^\n]*\n((?:\t[^\n]*\n)+)", text, re.M).group(1)
+
+
+def test_e2e_runs_with_the_venv_and_the_plugin_on_path():
+    """Finding 5 of issue 13: the e2e calls `mlstack` and `kubectl model` by name."""
+    recipe = _recipe("e2e")
+    assert 'PATH="$(VENV)/bin:$(BIN):$$PATH"' in recipe
+    assert "ln -sf $(VENV)/bin/kubectl-model $(BIN)/kubectl-model" in recipe
+
+
+def test_kind_load_does_not_use_kind_load():
+    """Finding 2: `kind load docker-image` runs `ctr images import --all-platforms` (kind
+    pkg/cluster/nodeutils/util.go at v0.30.0), which fails on Docker's containerd image store; the
+    nodes pull from the local registry instead."""
+    recipe = _recipe("kind-load")
+    assert "kind load" not in recipe and "$(KIND) load" not in recipe
+    assert "push $(REGISTRY)/$(IMAGE):$(IMAGE_TAG)" in recipe

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,10 @@ import yaml
 
 from pipelines.cluster_env import ENV_CONFIG_MAP, ENV_KEYS, MLFLOW_KEYS, MLFLOW_SECRET, S3_KEYS, S3_SECRET
 from tests.fixtures.cluster import ROOT
+from tests.tools import require
 
 SCRIPT = ROOT / "manifests" / "scripts" / "kind-secrets.sh"
-REAL_KUBECTL = shutil.which("kubectl")
+
 
 CLUSTER = {  # namespace/secret -> data, as the cluster holds it before the script runs
     "kubeflow/mlpipeline-minio-artifact": {"accesskey": "seaweed-access", "secretkey": "seaweed-secret-123"},
@@ -69,7 +69,7 @@ def run_script(tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
     fake.write_text(FAKE.replace("PYTHON", sys.executable, 1))
     fake.chmod(0o755)
     (tmp_path / "cluster.json").write_text(json.dumps(CLUSTER))
-    env = {**os.environ, "FAKE_STATE": str(tmp_path), "REAL_KUBECTL": REAL_KUBECTL}
+    env = {**os.environ, "FAKE_STATE": str(tmp_path), "REAL_KUBECTL": require("kubectl")}
     out = subprocess.run(
         ["bash", str(SCRIPT), "mlstack", "seaweedfs.kubeflow.svc.cluster.local:8333", str(fake)],
         capture_output=True,

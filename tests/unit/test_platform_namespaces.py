@@ -6,11 +6,11 @@ stubs. This is what caught KServe's release file, which has no Namespace (findin
 from __future__ import annotations
 
 import pytest
-from _pytest.outcomes import Skipped
 
-from tests.fixtures.platform import BUILTIN_NAMESPACES, KFP_OMITTED, Step, load, steps
+from tests.fixtures.platform import BUILTIN_NAMESPACES, KFP_OMITTED, Step, all_loaded
 
-pytestmark = pytest.mark.unit
+# renders and builds the whole platform (Go modules, kustomize): minutes on a loaded machine
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(1800)]
 
 # built-in kinds without a namespace (Kubernetes 1.34); CRDs say their scope themselves
 CLUSTER_SCOPED = {
@@ -70,13 +70,7 @@ def missing_namespaces(loaded: list[Step]) -> list[str]:
 
 def load_all(tmp_path) -> tuple[list[Step], list[str]]:
     """Every step with its objects; steps whose upstream content is unavailable here are reported."""
-    loaded, unavailable = [], []
-    for i, step in enumerate(steps()):
-        try:
-            loaded.append(load(step, tmp_path / str(i)))
-        except Skipped as skip:
-            unavailable.append(f"{step.target}: {skip.msg}")
-    return loaded, unavailable
+    return all_loaded()
 
 
 def test_every_namespaced_object_targets_a_namespace_created_before(tmp_path):
@@ -98,11 +92,7 @@ def test_every_namespaced_object_targets_a_namespace_created_before(tmp_path):
 
 def test_the_check_fails_without_the_kserve_namespace(tmp_path):
     """The check is real: drop our Namespace from the KServe step and KServe's objects have nowhere to go."""
-    loaded = []
-    for i, step in enumerate(steps()):
-        if step.target.startswith("kubeflow-pipelines"):
-            continue
-        loaded.append(load(step, tmp_path / str(i)))
+    loaded = [s for s in all_loaded()[0] if not s.target.startswith("kubeflow-pipelines")]
     kserve = next(s for s in loaded if s.target == "kserve")
     assert not [p for p in missing_namespaces(loaded) if "namespace kserve" in p]
     kserve.objects = [o for o in kserve.objects if o["kind"] != "Namespace"]

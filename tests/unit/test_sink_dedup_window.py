@@ -106,21 +106,6 @@ def test_a_restart_remembers_recent_ids_and_forgets_expired_ones(tmp_path, clock
     asyncio.run(second_life())
 
 
-def test_lines_without_a_time_from_an_older_sink_are_kept_for_one_window(tmp_path, clock):
-    (tmp_path / "wal").mkdir()
-    (tmp_path / "wal" / "done.ids").write_text("legacy-1\nlegacy-2\n")
-
-    async def scenario():
-        sink = new_sink(tmp_path)
-        assert await store(sink, "legacy-1") == ["duplicate"] * 2
-        clock.now += 25 * HOUR
-        await store(sink, "fresh")
-        assert set(sink.done) == {"fresh"}
-        sink.close()
-
-    asyncio.run(scenario())
-
-
 def test_ids_still_in_a_wal_segment_are_never_forgotten(tmp_path, clock):
     sink = new_sink(tmp_path)
     sink.wal.segment_ids[sink.wal.current] = {"in-segment"}

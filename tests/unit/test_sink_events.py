@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, parse_event, rows_frame
+from serving import events
+from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, rows_frame
+
+NOW = datetime(2026, 11, 27, 10, 16, tzinfo=UTC)  # the receive time: the ce-times below are sane
+
+
+def parse_event(hdrs: dict, body: bytes):
+    return events.parse_event(hdrs, body, now=NOW)
 
 
 def headers(ce_type: str, ce_id: str = "abc", **extra) -> dict[str, str]:
@@ -32,7 +40,7 @@ def test_v1_pair_becomes_one_row_per_instance():
             {"predictions": [0, 1], "probabilities": [0.1, 0.9], "model_name": "loans", "model_version": "3"}
         ),
     )
-    rows = rows_frame(pair_rows(request, response))
+    rows = rows_frame(pair_rows(request, response)[0])
     assert rows["row_index"].tolist() == [0, 1]
     assert rows["age"].tolist() == [30, 50]
     assert rows["prediction"].tolist() == [0, 1]
@@ -57,7 +65,7 @@ def test_v2_pair_without_probabilities():
             }
         ),
     )
-    rows = rows_frame(pair_rows(request, response))
+    rows = rows_frame(pair_rows(request, response)[0])
     assert rows["age"].tolist() == [30, 40] and rows["prediction"].tolist() == [1, 0]
     assert all(math.isnan(p) for p in rows["probability"])
     assert set(rows["model_version"]) == {"9"}
