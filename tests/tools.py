@@ -26,7 +26,11 @@ TOOLS = {
     tool.name: tool
     for tool in (
         # the one built at the pinned version (tests/fixtures/kube_tools.py); a kubectl on PATH is not used
-        Tool("kubectl", "bin/kubectl-<KUBERNETES_VERSION>", "`make test-tools` (builds it from tools/, needs Go)"),
+        Tool(
+            "kubectl",
+            "bin/kubectl-<KUBERNETES_VERSION>",
+            "`make test-tools` (builds it from tools/, needs Go)",
+        ),
         Tool("prometheus", "/usr/bin/prometheus", "`make system-deps` (Debian package prometheus)"),
         Tool("promtool", "/usr/bin/promtool", "`make system-deps` (Debian package prometheus)"),
         Tool(
