@@ -172,6 +172,7 @@ def deploy_step(
     storage_uri: str = "",
     percent: int = 0,
     kserve_client=None,
+    tracking_uri: str = "",
 ) -> dict:
     """The step's body: nothing when ``deploy`` is off; otherwise find the version's location and serve it."""
     if not deploy:
@@ -182,7 +183,8 @@ def deploy_step(
     from mlstack.core import registry
     from mlstack.core.settings import load_settings
 
-    settings = load_settings()
+    # the registry the version was registered in (aliases move there too): an explicit argument wins
+    settings = load_settings(tracking_uri=tracking_uri or None)
     if not model_version:
         return {"deployed": False, "reason": "nothing was registered"}
     registry.configure(settings)

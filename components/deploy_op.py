@@ -17,10 +17,6 @@ def deploy_canary_op(
 ) -> str:
     """Serve the version ``register_op`` registered (create the service, or a canary), when ``deploy`` is on; JSON of what was done."""
     import json
-    import os
-
-    if tracking_uri:  # the registry the version was registered in (aliases move there too)
-        os.environ["MLSTACK_TRACKING_URI"] = tracking_uri
 
     from components.deploy import deploy_step
     from components.errors import fail_step
@@ -36,6 +32,7 @@ def deploy_canary_op(
             namespace,
             storage_uri,
             percent,
+            tracking_uri=tracking_uri,
         )
     except MlstackError as exc:
         fail_step(str(exc))

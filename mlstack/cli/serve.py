@@ -110,16 +110,7 @@ def serve_cmd(
         from serving.app import run_lean
 
         batching = (cfg.batch_max_rows, cfg.batch_max_wait_ms / 1000) if cfg.batching else None
-        run_lean(
-            loaded,
-            host,
-            port,
-            workers,
-            cfg.max_batch_rows,
-            cfg.max_body_bytes,
-            cfg.threads,
-            batching,
-        )
+        run_lean(loaded, host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads, batching)
 
 
 def sink_cmd(

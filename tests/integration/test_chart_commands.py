@@ -49,12 +49,16 @@ def test_python_scripts_in_the_chart_compile(chart_kind):
         compile(source, label, "exec")
 
 
-# rendered at collection so each command line is its own test case
-KIND_COMMANDS = [
-    (label, argv)
-    for label, argv in command_lines(render_objects(values_file("values-kind.yaml")))
-    if argv[0] != "python"
-]
+# rendered at collection so each command line is its own test case; without the built helm the
+# module skips with render_objects' reason (and fails, as it does, under MLSTACK_REQUIRE_CONTROL_PLANE=1)
+try:
+    KIND_COMMANDS = [
+        (label, argv)
+        for label, argv in command_lines(render_objects(values_file("values-kind.yaml")))
+        if argv[0] != "python"
+    ]
+except pytest.skip.Exception as no_helm:
+    pytest.skip(str(no_helm), allow_module_level=True)
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ def test_a_concurrent_write_is_a_conflict_not_a_lost_update(
     kube_api, mlflow_registry, kubectl_model, monkeypatch
 ):
     """Someone writes between our read and our patch: the server answers 409, we say so in one line."""
-    from mlstack.cli.kube import Kube
+    from mlstack.adapters.kube import Kube
 
     real_get = Kube.get
 

@@ -20,9 +20,7 @@ An alert expression must return data in one of two phases: before any drift job 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -39,9 +37,9 @@ from monitoring import metrics as drift_metrics
 from monitoring.canary_metrics import revision_metrics, window_for
 from tests.conftest import ROOT, free_port, wait_for_http
 from tests.fixtures.knative_metrics import start_queue_proxy
-from tests.fixtures.monitoring import PUSHGATEWAY_BIN
 from tests.fixtures.promql import canary_query, dashboard_query, shipped_expressions
 from tests.fixtures.serving import MODEL_VERSION, start_predictor
+from tests.tools import require
 
 NAMESPACE, SERVICE, MODEL = "mlstack", "loan-default-predictor", "loan-default"
 PRIMARY, CANARY = f"{SERVICE}-00001", f"{SERVICE}-00002"
@@ -145,9 +143,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         )
         stoppers.append(canary.stop)
 
-        binary = shutil.which("prometheus-pushgateway") or PUSHGATEWAY_BIN
-        if not os.path.exists(binary):
-            pytest.fail("prometheus-pushgateway is not installed: run `make system-deps`")
+        binary = require("prometheus-pushgateway")
         gateway_port = free_port()
         gateway = subprocess.Popen(
             [

@@ -88,13 +88,15 @@ def test_a_privileged_pod_is_refused_by_pod_security(api, control_plane, namespa
         "metadata": {"name": "privileged"},
         "spec": copy.deepcopy(template["spec"]),
     }
-    pod["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    # a valid object (privileged implies escalation: the API's own validation insists), so it is
+    # Pod Security, a validating admission plugin, that refuses it
+    pod["spec"]["containers"][0]["securityContext"].update(privileged=True, allowPrivilegeEscalation=True)
     response = api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod)
     assert response.status_code == 403, response.text
     message = response.json()["message"]
     assert 'violates PodSecurity "restricted:latest"' in message and "privileged" in message
     # the same pod unmodified is admitted (so it is the privilege that was refused)
-    pod["spec"]["containers"][0]["securityContext"]["privileged"] = False
+    pod["spec"]["containers"][0]["securityContext"].update(privileged=False, allowPrivilegeEscalation=False)
     assert api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod).status_code == 201
 
 
