@@ -41,7 +41,7 @@ def run_cases(prog: str, cases: list[list[str]], parallel: int = 4) -> list[dict
     if prog == "kubectl-model":
         from mlstack.cli.kubectl_model import main
 
-        heavy = ["mlstack.cli.kubectl_moves", "serving.canary", "mlflow"]
+        heavy = ["mlstack.cli.kubectl_moves", "mlstack.core.rollout", "mlflow"]
     else:
         from mlstack.cli.main import main
 
