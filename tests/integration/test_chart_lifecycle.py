@@ -19,12 +19,19 @@ from tests.integration.test_chart_install import (
 
 def test_upgrade_then_uninstall_leave_nothing_behind(platform, control_plane):
     namespace = restricted_namespace(control_plane, "chart-lifecycle")
-    control_plane.helm("install", RELEASE, str(CHART), "-n", namespace, "--no-hooks")
+    # an upgrade a user makes: same values, one feature switched on (volume sizes and StatefulSet
+    # specs are immutable, so switching default -> kind values is a reinstall, not an upgrade)
+    kind_without_analysis = [*VALUES["kind"], "--set", "canaryAnalysis.enabled=false"]
+    control_plane.helm("install", RELEASE, str(CHART), "-n", namespace, "--no-hooks", *kind_without_analysis)
+    assert not any(
+        o["kind"] == "Role" and "canary" in o["metadata"]["name"]
+        for o in manifest_objects(control_plane, namespace)
+    )
     control_plane.helm("upgrade", RELEASE, str(CHART), "-n", namespace, "--no-hooks", *VALUES["kind"])
     history = json.loads(control_plane.helm("history", RELEASE, "-n", namespace, "-o", "json").stdout)
     assert [h["status"] for h in history] == ["superseded", "deployed"]
     upgraded = manifest_objects(control_plane, namespace)
-    assert any(o["kind"] == "Role" for o in upgraded)  # canary analysis came with the kind values
+    assert any(o["kind"] == "Role" and "canary" in o["metadata"]["name"] for o in upgraded)
     control_plane.helm("uninstall", RELEASE, "-n", namespace, "--wait", "--timeout", "2m")
     left = control_plane.kubectl(
         "get",
@@ -39,5 +46,7 @@ def test_upgrade_then_uninstall_leave_nothing_behind(platform, control_plane):
     ).stdout.split()
     assert left == []
     kept = control_plane.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split()
-    assert all("evidently" in name for name in kept)  # the workspace volume is kept on purpose
+    # kept on purpose: the Evidently workspace (helm.sh/resource-policy: keep) and PostgreSQL's data,
+    # which Kubernetes keeps after a StatefulSet goes (its volumeClaimTemplates' claims)
+    assert kept and all("evidently" in name or "postgres" in name for name in kept), kept
     control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
