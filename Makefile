@@ -259,7 +259,7 @@ deploy: $(HELM) ## helm upgrade --install the mlstack chart (VALUES=helm/mlstack
 	$(HELM) upgrade --install $(RELEASE) helm/mlstack -n $(NAMESPACE) -f $(VALUES) --wait --timeout 15m
 
 .PHONY: undeploy
-undeploy: $(HELM) ## Uninstall the mlstack release (keeps the Evidently workspace, the PostgreSQL data volume and Secrets)
+undeploy: $(HELM) ## Uninstall the mlstack release (keeps the Evidently workspace, the PostgreSQL and sink volumes and Secrets)
 	$(HELM) uninstall $(RELEASE) -n $(NAMESPACE) --wait
 
 ##@ Operations
