@@ -19,8 +19,8 @@ class BodyTooLarge(Exception):
 PREDICT_SUFFIXES = (":predict", "/infer")
 
 
-def _response(status: int, error: str, field: str, code: str) -> tuple[dict, dict]:
-    body = orjson.dumps({"error": error, "field": field, "code": code})
+def _response(status: int, error: str, field: str, rule: str) -> tuple[dict, dict]:
+    body = orjson.dumps({"error": error, "field": field, "rule": rule})
     start = {
         "type": "http.response.start",
         "status": status,

@@ -63,7 +63,7 @@ def test_body_over_the_limit_is_413(predictor):
     body = b'{"instances": [' + b" " * (9 * 1024 * 1024) + b"]}"
     response = httpx.post(f"{predictor.url}/v1/models/{predictor_name()}:predict", content=body, timeout=60)
     assert response.status_code == 413, (predictor.kind, response.text[:200])
-    assert response.json()["code"] == "body_too_large"
+    assert response.json()["rule"] == "body_too_large"
 
 
 @pytest.mark.parametrize("path", ["/v1/models/{name}:predict", "/v2/models/{name}/infer"])

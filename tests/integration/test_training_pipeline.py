@@ -106,7 +106,7 @@ def test_two_runs_give_champion_then_challenger_with_equal_predictions(cli_env, 
     "breakage, column, rule",
     [
         ("drop", "credit_score", "required column is missing"),
-        ("type", "annual_income", "expected numeric values"),
+        ("type", "annual_income", "text where the contract says a number"),
         ("range", "debt_to_income", "above the allowed maximum"),
     ],
 )
@@ -125,7 +125,9 @@ def test_bad_data_stops_the_run_naming_column_and_rule(cli_env, client, tmp_path
     frame.to_csv(data, index=False)
     result = run_pipeline(data, cli_env)
     assert result.returncode == 1
-    assert result.stdout == ""
+    # --json: exactly one JSON object on stdout, on failure too, carrying the one error line
+    failure = json.loads(result.stdout)
+    assert failure["exit_code"] == 1 and column in failure["error"] and rule in failure["error"]
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: data validation failed") and column in last_line and rule in last_line
     assert "Traceback" not in result.stderr
