@@ -192,7 +192,8 @@ def test_kserve_defaults_to_serverless_without_istio(tmp_path):
 
 def test_kourier_is_a_node_port_service(tmp_path):
     objects = kustomize_build(offline_copy(PLATFORM / "kourier", tmp_path))
-    service = next(o for o in objects if o["kind"] == "Service")
+    # the real kourier.yaml has several Services (kourier-internal, the controller's): ours is the gateway
+    (service,) = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "kourier"]
     assert service["spec"]["type"] == "NodePort"
     assert {p["name"]: p["nodePort"] for p in service["spec"]["ports"]} == {"http2": 31080, "https": 31443}
 

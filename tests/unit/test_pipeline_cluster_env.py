@@ -44,7 +44,14 @@ def assert_cluster_env(executor: dict) -> None:
 
 def test_training_steps_that_read_s3_or_mlflow_get_the_cluster_env(tmp_path):
     spec, executors = compiled(training_pipeline, tmp_path)
-    assert set(executors) == {"exec-ingest-op", "exec-evaluate-op", "exec-register-op", "exec-register-op-2"}
+    # deploy reads the registry (the version's artifact location) and patches the cluster
+    assert set(executors) == {
+        "exec-ingest-op",
+        "exec-evaluate-op",
+        "exec-register-op",
+        "exec-register-op-2",
+        "exec-deploy-canary-op",
+    }
     for executor in executors.values():
         assert_cluster_env(executor)
     defaults = spec["root"]["inputDefinitions"]["parameters"]
