@@ -25,7 +25,7 @@ from starlette.routing import Route
 from mlstack.core.model import LoadedModel
 from serving import metrics
 from serving.batching import Batcher
-from serving.http_errors import error_response, json_response
+from serving.http_errors import error_handlers, error_response, json_response
 from serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
 from serving.runtime import Scorer, fast_sklearn
@@ -49,6 +49,7 @@ def build_app(
     ``batching`` = (max rows, max wait in seconds) turns on adaptive batching (``serving.batching``).
     """
     scorer = Scorer(model)
+    handlers = error_handlers(log)  # 404, 405 and 500 in the one JSON error shape
     name, version, engine = model.name, model.version, model.engine
     version_headers = {MODEL_NAME_HEADER: name, MODEL_VERSION_HEADER: version, MODEL_ENGINE_HEADER: engine}
     batcher = Batcher(scorer.probabilities, scorer.features, *batching) if batching else None
@@ -126,7 +127,7 @@ def build_app(
 
     async def v1_model(request: Request) -> Response:
         if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
-            return await not_allowed(request, None)
+            return await handlers[405](request, None)
         return check_name(request) or _json(200, {"name": name, "ready": True})
 
     async def v2_model_ready(request: Request) -> Response:
@@ -172,18 +173,6 @@ def build_app(
     async def prometheus(_request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    async def not_found(request: Request, _exc) -> Response:
-        return _error(404, "path", "not_found", f"no endpoint {request.method} {request.url.path}")
-
-    async def not_allowed(request: Request, _exc) -> Response:
-        return _error(
-            405, "method", "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
-        )
-
-    async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
-        return _error(500, "server", "internal_error", f"{type(exc).__name__}: {exc}")
-
     routes = [
         Route("/", live),
         Route("/metrics", prometheus),
@@ -198,7 +187,7 @@ def build_app(
         Route("/v2/models/{model_name}/infer", v2_infer, methods=["POST"]),
         Route("/v2/models/{model_name}/versions/{model_version}/infer", v2_infer, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed, Exception: crashed})
+    return Starlette(routes=routes, exception_handlers=handlers)
 
 
 def run_lean(
