@@ -42,6 +42,13 @@ def version_callback(value: bool) -> None:
         raise typer.Exit(0)
 
 
+# the root options both CLIs (mlstack, kubectl-model) take
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+VersionOption = Annotated[
+    bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version.")
+]
+
+
 def setup_logging(verbose: bool = False, settings: Settings | None = None) -> None:
     """Readable text on a terminal, one JSON object per line in a container (no TTY)."""
     settings = settings or load_settings()

@@ -14,7 +14,14 @@ from typing import Annotated
 import typer
 
 from mlstack.adapters import model_aliases
-from mlstack.cli.common import ConfigOption, run_app, settings_from, setup_logging, version_callback
+from mlstack.cli.common import (
+    ConfigOption,
+    VerboseOption,
+    VersionOption,
+    run_app,
+    settings_from,
+    setup_logging,
+)
 from mlstack.cli.kubectl_moves import Output, Target, dump, execute
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
@@ -252,11 +259,8 @@ def _report(summary: dict, output: Output | None, err: bool = False) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    _version: Annotated[
-        bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
-    ] = False,
+    verbose: VerboseOption = False,
+    _version: VersionOption = False,
 ) -> None:
     setup_logging(verbose)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from mlstack.cli import batch, config, data, demo, drift, pipeline, serve
-from mlstack.cli.common import run_app, setup_logging, version_callback
+from mlstack.cli.common import VerboseOption, VersionOption, run_app, setup_logging
 
 app = typer.Typer(
     name="mlstack",
@@ -27,11 +25,8 @@ app.add_typer(config.app, name="config")
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    _version: Annotated[
-        bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
-    ] = False,
+    verbose: VerboseOption = False,
+    _version: VersionOption = False,
 ) -> None:
     setup_logging(verbose)
 
