@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.promql import _panels
 from tests.fixtures.promql_names import metric_names, template_metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,14 +131,6 @@ def test_rules_read_only_exported_mlstack_metrics():
         used = metric_names(rule["expr"])
         assert used, name
         assert _ours(used) <= known, f"{name} reads series nothing pushes: {_ours(used) - known}"
-
-
-def _panels(dashboard: dict) -> list[dict]:
-    out = []
-    for panel in dashboard["panels"]:
-        out.append(panel)
-        out.extend(panel.get("panels", []))
-    return out
 
 
 def test_every_dashboard_query_names_an_exported_mlstack_metric():
