@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench import serving_peers as peers  # noqa: E402
 from bench.loadgen import FIXED_RATE, SERVER_PIN, hey, load_average, wrk  # noqa: E402
 from bench.serving_report import write_markdown  # noqa: E402
-from mlstack.demo.procs import free_port  # noqa: E402
+from mlstack.core.procs import free_port  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv
 SECONDS = 2 if QUICK else int(os.environ.get("BENCH_SECONDS", "10"))

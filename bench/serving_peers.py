@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench.loadgen import SERVER_PIN
-from mlstack.demo.procs import free_port
+from mlstack.core.procs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
