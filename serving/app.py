@@ -3,7 +3,7 @@
 Why it exists: on a one-row request the stock server spends most of its time in framework work
 (FastAPI dependency resolution, pydantic request and response models, a per-request model
 validation step, the access log) rather than in the model. This app parses with orjson, runs the
-same ``serving.protocol`` + ``serving.runtime`` code and KServe's own Prometheus histograms, and
+same ``serving.protocol`` + ``serving.scoring`` code and KServe's own Prometheus histograms, and
 nothing else. Endpoints and bodies match KServe's, so clients, the KServe logger and probes cannot
 tell the two apart.
 """
@@ -28,7 +28,7 @@ from serving.batching import Batcher
 from serving.http_errors import error_handlers, error_response, json_response
 from serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
-from serving.runtime import Scorer, fast_sklearn
+from serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
 JSON = "application/json"

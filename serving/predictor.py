@@ -2,7 +2,7 @@
 
 It loads an mlstack model (MLflow sklearn flavor with contract metadata) from a directory (KServe
 mounts it at ``/mnt/models``) or a ``models:/NAME@ALIAS`` URI, and answers v1 ``:predict`` and v2
-``/infer`` through the shared parsing (``serving.protocol``) and scoring (``serving.runtime``).
+``/infer`` through the shared parsing (``serving.protocol``) and scoring (``serving.scoring``).
 Client mistakes raise ``ContractRejection`` (a ``kserve.errors.InvalidInput``), answered 400 with
 a JSON body naming the field and the rule by a handler registered here.
 """
@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlstack.core.model import LoadedModel, load
 from serving import metrics
 from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
-from serving.runtime import Scorer, fast_sklearn
+from serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
 
