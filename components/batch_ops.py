@@ -1,6 +1,6 @@
 """The thin KFP components of the batch scoring pipeline, over ``components/batch_score.py``.
 
-Apart from the step module for the reason ``components/ops.py`` gives: inside a running task
+Apart from the step module for the reason ``components/training_ops.py`` gives: inside a running task
 ``kfp.dsl`` has no ``component`` decorator, so the module a body imports must not define components.
 """
 

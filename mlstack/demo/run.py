@@ -123,7 +123,7 @@ def train_versions(settings: Settings, home: Path, size: DemoSize, say, on_regis
     ``on_registered(result)`` runs after each version is registered: the demo starts that
     version's predictor there, on the core the (single-process) training leaves idle.
     """
-    from pipelines.training_run import DEFAULT_CONTRACT, run_training_locally
+    from pipelines.training import DEFAULT_CONTRACT, run_training_locally
 
     results = []
     for seed, label in ((0, "older data (seed 0)"), (1, "newer data (seed 1)")):

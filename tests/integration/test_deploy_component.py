@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from components.deploy import TEMPLATE_KEY, deploy_step, serve_version
-from components.deploy_op import deploy_canary_op
 from components.image import COMPONENT_IMAGE
+from components.training_ops import deploy_canary_op
 from mlstack.core.errors import CheckFailed
 from tests.fixtures.cluster import named, render_objects, values_file
 

@@ -75,7 +75,7 @@ def test_slice_feature_from_the_contract():
 def test_own_data_with_the_shipped_config_evaluates():
     """On main the shipped config's slice_feature (loan_purpose) raised KeyError on any other data."""
     from mlstack.core.settings import load_settings
-    from pipelines.training_run import DEFAULT_CONFIG
+    from pipelines.training import DEFAULT_CONFIG
 
     config = load_settings(shipped=DEFAULT_CONFIG).training
     rows = 400

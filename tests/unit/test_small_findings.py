@@ -74,7 +74,7 @@ def test_train_is_not_retried():
     """A deterministic step retried repeats its failure; on main train had num_retries=1."""
     import yaml
 
-    from pipelines.training_run import compile_training
+    from pipelines.training import compile_training
 
     out = compile_training(Path(__import__("tempfile").mkdtemp()))
     spec = next(yaml.safe_load_all(out.read_text()))
