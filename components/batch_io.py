@@ -9,7 +9,6 @@ never leaves a half-written predictions file under the final name.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,26 +21,10 @@ import pyarrow.parquet as pq
 
 from mlstack.core import storage
 from mlstack.core.data import DataError, parquet_batches
-from mlstack.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
 CSV_BLOCK_BYTES = 8 << 20  # one CSV block ≈ 50k rows of a typical 17-feature table
-
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[0-9]+))?$")
-
-
-def model_uri(spec: str) -> str:
-    """``NAME``, ``NAME@ALIAS``, ``NAME/VERSION`` or a ``models:/`` URI -> a ``models:/`` URI (NAME = NAME@champion)."""
-    body = spec.strip().removeprefix("models:/").strip("/")
-    match = _SPEC.match(body)
-    if not match:
-        raise UsageError(
-            f"model {spec!r} is not NAME, NAME@ALIAS or NAME/VERSION (e.g. fraud@champion, fraud/3)"
-        )
-    if match["alias"] or match["version"]:
-        return f"models:/{body}"
-    return f"models:/{body}@champion"
 
 
 def default_rejects_uri(output_uri: str) -> str:

@@ -43,8 +43,9 @@ ChunkOption = Annotated[
 
 
 def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
-    from components.batch_io import default_rejects_uri, expand_uri, model_uri
+    from components.batch_io import default_rejects_uri, expand_uri
     from components.batch_score import refuse_overlap
+    from mlstack.core.model import model_uri
 
     model_uri(model)  # a malformed spec fails here, before any pipeline starts
     for name, uri in (("--output", output), ("--rejects", rejects or "")):
@@ -77,8 +78,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
-    from components.batch_io import model_uri
-    from mlstack.core.model import resolve_model_uri
+    from mlstack.core.model import model_uri, resolve_model_uri
     from pipelines.batch_scoring import run_batch_locally
 
     if not local:

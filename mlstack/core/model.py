@@ -15,6 +15,7 @@ predictor and batch scoring all call it, so their answers are identical for the 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,22 +164,42 @@ def load(
     )
 
 
+_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?:@(?P<alias>[A-Za-z0-9_\-]+)|/(?P<version>[0-9]+))?$")
+
+
+def parse_model_spec(spec: str) -> tuple[str, str, str]:
+    """The one parser of model references: ``NAME``, ``NAME@ALIAS``, ``NAME/VERSION``, each with or
+    without ``models:/`` -> (name, alias, version), exactly one of alias/version set (NAME = NAME@champion).
+    """
+    body = spec.strip().removeprefix("models:/").strip("/")
+    match = _SPEC.match(body)
+    if not match:
+        raise UsageError(
+            f"model {spec!r} is not NAME, NAME@ALIAS or NAME/VERSION (e.g. fraud@champion, fraud/3)"
+        )
+    if match["version"]:
+        return match["name"], "", match["version"]
+    return match["name"], match["alias"] or "champion", ""
+
+
+def model_uri(spec: str) -> str:
+    """Any form ``parse_model_spec`` takes -> its ``models:/`` URI (``models:/NAME@champion`` for NAME)."""
+    name, alias, version = parse_model_spec(spec)
+    return f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
+
+
 def resolve_model_uri(uri: str) -> tuple[str, str]:
-    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` (or ``models:/NAME`` = champion) -> (name, version)."""
+    """Any form ``parse_model_spec`` takes -> (name, version) in the registry; UsageError when unknown."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    body = uri.removeprefix("models:/").strip("/")
+    model_name, alias, version = parse_model_spec(uri)
     client = MlflowClient()
     try:
-        if "@" in body:
-            model_name, alias = body.split("@", 1)
-            return model_name, str(client.get_model_version_by_alias(model_name, alias).version)
-        if "/" in body:
-            model_name, version = body.split("/", 1)
+        if version:
             client.get_model_version(model_name, version)
             return model_name, version
-        return body, str(client.get_model_version_by_alias(body, "champion").version)
+        return model_name, str(client.get_model_version_by_alias(model_name, alias).version)
     except MlflowException as exc:
         raise UsageError(f"cannot resolve {uri} in the MLflow registry: {exc.message}") from exc
 

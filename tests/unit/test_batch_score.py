@@ -7,11 +7,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from components.batch_io import default_rejects_uri, expand_uri, model_uri
+from components.batch_io import default_rejects_uri, expand_uri
 from components.batch_score import score_table
 from mlstack.core.data import DataError, fingerprint, load_table, save_table
 from mlstack.core.errors import UsageError
 from mlstack.core.generator import generate
+from mlstack.core.model import model_uri, parse_model_spec, resolve_model_uri
 from tests.fixtures.batch import THRESHOLD
 
 
@@ -149,6 +150,16 @@ def test_model_spec_forms():
     for bad in ("", "fraud@", "fraud/x", "a b", "fraud/3/4"):
         with pytest.raises(UsageError, match="NAME@ALIAS"):
             model_uri(bad)
+
+
+def test_one_parser_for_every_model_reference():
+    # the batch spec, the serve --model URI and the registry lookup all go through parse_model_spec
+    assert parse_model_spec("models:/fraud") == ("fraud", "champion", "")
+    assert parse_model_spec(" fraud@challenger ") == ("fraud", "challenger", "")
+    assert parse_model_spec("models:/fraud/12/") == ("fraud", "", "12")
+    for bad in ("models:/fraud/x", "models:/fraud@", "models:/a b"):  # refused before any registry call
+        with pytest.raises(UsageError, match="NAME@ALIAS"):
+            resolve_model_uri(bad)
 
 
 def test_output_naming():
