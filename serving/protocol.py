@@ -15,7 +15,7 @@ contract order (row-major, flat or nested ``data``). Probabilities come back whe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 V2_DATATYPES = {
@@ -63,7 +63,6 @@ class ParsedRequest:
     rows: int
     want_probabilities: bool = False
     request_id: str | None = None
-    requested_outputs: list[str] = field(default_factory=list)
 
 
 def _want_probabilities(body: dict) -> bool:
@@ -214,8 +213,9 @@ def parse_v2(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError("id", "wrong_type", "'id' must be a string")
-    outputs = _requested_outputs(body.get("outputs"))
-    want = _want_probabilities(body) or PROBABILITY_OUTPUT in outputs
+    # v2 ``outputs`` is checked, and naming "probability" adds it; "predict" is always returned
+    # (the payload log pairs every answer by its predictions)
+    want = _want_probabilities(body) or PROBABILITY_OUTPUT in _requested_outputs(body.get("outputs"))
     tensors = [_v2_tensor(tensor, i) for i, tensor in enumerate(inputs)]
     if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][0] not in features:
         columns, rows = _from_matrix(*tensors[0], features=features)
@@ -225,7 +225,7 @@ def parse_v2(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
     for name, values in columns.items():
         for row, value in enumerate(values):
             values[row] = _scalar(value, name, row)
-    return ParsedRequest(columns, rows, want, request_id, outputs)
+    return ParsedRequest(columns, rows, want, request_id)
 
 
 def _requested_outputs(outputs: Any) -> list[str]:
