@@ -1,9 +1,8 @@
 """The chart ships the monitoring area's alert rules and dashboard unchanged.
 
 Helm reads only files inside the chart, so helm/mlstack/files/ holds symlinks to
-monitoring/prometheus/rules.yaml and monitoring/grafana/mlstack.json (Helm's loader follows them).
-Until the monitoring area lands those files, the chart carries clearly marked placeholders and the
-source checks below are skipped with a message saying so.
+monitoring/prometheus/rules.yaml and monitoring/grafana/mlstack.json (Helm's loader follows them),
+so the chart cannot ship a copy that drifted from what the promtool and dashboard tests check.
 """
 
 from __future__ import annotations
@@ -26,17 +25,9 @@ SHIPPED = {
 @pytest.mark.parametrize("what", sorted(SHIPPED))
 def test_chart_copy_is_the_monitoring_source(what):
     chart_file, source = SHIPPED[what]
-    if not source.exists():
-        assert "PLACEHOLDER" in chart_file.read_text(), (
-            f"{chart_file} is neither the source nor a marked placeholder"
-        )
-        pytest.skip(
-            f"PLACEHOLDER shipped: {source.relative_to(ROOT)} is not on this branch yet (monitoring area)"
-        )
-    assert chart_file.read_bytes() == source.read_bytes(), (
-        f"{chart_file} differs from {source}; make it a symlink"
-    )
-    assert "PLACEHOLDER" not in chart_file.read_text()
+    assert chart_file.is_symlink(), f"{chart_file} must be a symlink to {source}, not a copy"
+    assert chart_file.resolve() == source.resolve()
+    assert chart_file.read_bytes() == source.read_bytes()
 
 
 def test_prometheus_rule_wraps_the_rule_groups(chart_default):
