@@ -89,7 +89,7 @@ def _measure(model_dir: Path, source: Path, chunk_rows: int) -> dict:
         "def hwm():  # this process's peak RSS in MB (VmHWM; ru_maxrss would include the forking parent's)\n"
         "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
         "    return int(line.split()[1]) / 1024\n"
-        "from components.batch_score import score_table\n"
+        "from mlstack.components.batch_score import score_table\n"
         "from mlstack.core.model import load\n"
         "model = load(sys.argv[1], name='bench', version='1')\n"
         "loaded = hwm()\n"

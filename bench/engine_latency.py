@@ -1,7 +1,7 @@
 """In-process latency of both engines on one model directory: ``python bench/engine_latency.py DIR [REPEATS]``.
 
 Times the model call alone (onnxruntime on JSON columns vs the scikit-learn pipeline on a frame)
-and the whole scoring path a request takes (contract check + engine, ``serving.scoring.Scorer``),
+and the whole scoring path a request takes (contract check + engine, ``mlstack.serving.scoring.Scorer``),
 for 1 and 32 rows. Prints one JSON line. The serving bench runs it pinned to the server core.
 """
 
@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serving_bench import rows_of  # noqa: E402
 from mlstack.core.model import load  # noqa: E402
-from serving.protocol import parse_v1  # noqa: E402
-from serving.scoring import Scorer, fast_sklearn  # noqa: E402
+from mlstack.serving.protocol import parse_v1  # noqa: E402
+from mlstack.serving.scoring import Scorer, fast_sklearn  # noqa: E402
 
 
 def _per_call_ms(call, repeats: int) -> float:

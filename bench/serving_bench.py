@@ -172,8 +172,8 @@ def bench_model(label: str, model_dir: Path, work: Path) -> dict:
 
 def train_bench_model(path: Path, estimator: str) -> dict:
     """The training step's pipeline on 20k generated rows, saved with its compiled artifact if it passes."""
-    from components.compile import save_model_dir
-    from components.train import split, train
+    from mlstack.components.compile import save_model_dir
+    from mlstack.components.train import split, train
     from mlstack.core import generator
     from mlstack.core.settings import TrainingConfig
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Output
 
-from components.image import COMPONENT_IMAGE
+from mlstack.components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
@@ -20,8 +20,8 @@ def resolve_model_op(model: str, tracking_uri: str) -> NamedTuple(  # type: igno
     import logging
     from collections import namedtuple
 
-    from components.batch_score import resolve_spec
-    from components.errors import fail_step
+    from mlstack.components.batch_score import resolve_spec
+    from mlstack.components.errors import fail_step
     from mlstack.core.errors import MlstackError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -50,8 +50,8 @@ def score_batch_op(
     import json
     import logging
 
-    from components.batch_score import run_scoring
-    from components.errors import fail_step
+    from mlstack.components.batch_score import run_scoring
+    from mlstack.components.errors import fail_step
     from mlstack.core.errors import MlstackError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

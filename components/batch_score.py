@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
-from components.batch_io import ParquetSink, default_rejects_uri, expand_uri, open_batches
+from mlstack.components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
+from mlstack.components.batch_io import ParquetSink, default_rejects_uri, expand_uri, open_batches
 from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
 from mlstack.core.model import LoadedModel, load, model_uri, resolve_model_uri

@@ -1,4 +1,4 @@
-"""The chart's pre-install hook: make sure the object-store bucket exists (``python -m components.bucket``).
+"""The chart's pre-install hook: make sure the object-store bucket exists (``python -m mlstack.components.bucket``).
 
 Idempotent: an existing bucket is kept. A bucket that does not exist (HTTP 404) is created. Not
 reaching the endpoint at all (a NetworkPolicy dropping the packets, the store still starting) is

@@ -1,6 +1,6 @@
 """Registration's compile step: export the fitted pipeline to ONNX and keep it only if it agrees.
 
-``compile_model`` exports with skl2onnx (float64 converters in ``components.onnx_converters``),
+``compile_model`` exports with skl2onnx (float64 converters in ``mlstack.components.onnx_converters``),
 scores the evaluation set with the pipeline and with onnxruntime, and passes when the label flips
 at the model's threshold and the largest |Δp| are within ``CompileConfig``. The result carries the
 ONNX bytes only when it passed; its ``metadata`` block goes into the MLmodel file (what the
@@ -79,7 +79,7 @@ def export(pipeline, contract: DataContract) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 
-    from components.onnx_converters import register
+    from mlstack.components.onnx_converters import register
 
     register()
     inputs = [
@@ -160,7 +160,7 @@ def save_model_dir(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from components.register import model_requirements
+    from mlstack.components.register import model_requirements
     from mlstack.core.model import metadata_for
 
     result = compile_model(pipeline, eval_frame, contract, threshold, config)

@@ -1,4 +1,4 @@
-"""Pipeline step ``deploy`` (the KFP wrapper is ``deploy_canary_op`` in ``components.training_ops``): the registered version served.
+"""Pipeline step ``deploy`` (the KFP wrapper is ``deploy_canary_op`` in ``mlstack.components.training_ops``): the registered version served.
 
 Runs after registration, behind the quality gate, when the pipeline's ``deploy`` parameter is on.
 What to do is decided by ``mlstack.core.rollout.deploy``, the same module ``kubectl model`` and the

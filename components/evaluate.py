@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from components.train import encode_target
+from mlstack.components.train import encode_target
 from mlstack.core.contract import DataContract
 from mlstack.core.model import predict
 from mlstack.core.settings import GateConfig

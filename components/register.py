@@ -95,7 +95,7 @@ def log_and_register(
 ) -> dict:
     """Log one MLflow run; when ``register``, log the model, register it, tag it and set its alias.
 
-    The model is compiled first (``components.compile``): the ONNX artifact is attached to the
+    The model is compiled first (``mlstack.components.compile``): the ONNX artifact is attached to the
     logged model before it is registered, and only when it passed the parity gate on ``eval_frame``.
     """
     import tempfile
@@ -105,7 +105,7 @@ def log_and_register(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from components.compile import compile_model
+    from mlstack.components.compile import compile_model
     from mlstack.core import model as model_format
     from mlstack.core.compiled import ONNX_PATH
     from mlstack.core.model import coerce_features

@@ -10,14 +10,14 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from components.image import COMPONENT_IMAGE
+from mlstack.components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def ingest_op(data_uri: str, contract_yaml: str, dataset: Output[Dataset]) -> str:
     """Load the data into a Parquet artifact; returns the data fingerprint."""
-    from components.errors import fail_step
-    from components.ingest import ingest
+    from mlstack.components.errors import fail_step
+    from mlstack.components.ingest import ingest
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
     from mlstack.core.errors import MlstackError
@@ -34,8 +34,8 @@ def ingest_op(data_uri: str, contract_yaml: str, dataset: Output[Dataset]) -> st
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def validate_op(dataset: Input[Dataset], contract_yaml: str, tolerance: float, report: Output[HTML]) -> str:
     """Write the HTML validation report; fail the task (and the run) when the data breaks the contract."""
-    from components.errors import fail_step
-    from components.validate import validate_dataset
+    from mlstack.components.errors import fail_step
+    from mlstack.components.validate import validate_dataset
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
 
@@ -61,7 +61,7 @@ def train_op(
     """Split the data, fit the model, write the fitted pipeline (joblib) and both splits."""
     import joblib
 
-    from components.train import split, train
+    from mlstack.components.train import split, train
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
     from mlstack.core.settings import TrainingConfig
@@ -96,7 +96,7 @@ def evaluate_op(
     import joblib
     from sklearn.metrics import confusion_matrix
 
-    from components.evaluate import champion_metrics, evaluate, judge, render_model_card, roc_points
+    from mlstack.components.evaluate import champion_metrics, evaluate, judge, render_model_card, roc_points
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
     from mlstack.core.settings import TrainingConfig
@@ -153,7 +153,7 @@ def register_op(
 
     import joblib
 
-    from components.register import Lineage, config_hash, log_and_register
+    from mlstack.components.register import Lineage, config_hash, log_and_register
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
     from mlstack.core.settings import TrainingConfig
@@ -194,8 +194,8 @@ def deploy_canary_op(
     """Serve the version ``register_op`` registered (create the service, or a canary), when ``deploy`` is on; JSON of what was done."""
     import json
 
-    from components.deploy import deploy_step
-    from components.errors import fail_step
+    from mlstack.components.deploy import deploy_step
+    from mlstack.components.errors import fail_step
     from mlstack.core.errors import MlstackError
 
     registered = json.loads(register_result)

@@ -17,8 +17,8 @@ import pandas as pd
 from mlstack.core.contract import DataContract
 from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import DriftConfig
-from monitoring import drift_checks, drift_report, metrics, workspace
-from monitoring.drift_inputs import DriftInputs, gather
+from mlstack.monitoring import drift_checks, drift_report, metrics, workspace
+from mlstack.monitoring.drift_inputs import DriftInputs, gather
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def run(
         try:
             metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
             if inputs.registered:
-                from monitoring.reference import live_versions
+                from mlstack.monitoring.reference import live_versions
 
                 live = live_versions(inputs.model) | {inputs.version}
                 result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)

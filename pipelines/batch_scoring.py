@@ -6,7 +6,7 @@ predictions and rejects, logging ``Metrics`` and a ``Markdown`` summary. Caching
 run reads the same URI with new content.
 
 Entry points: ``run_batch_locally`` (kfp.local, no cluster) and ``submit_batch`` (upload to a KFP
-server and create a recurring run), over the shared ``pipelines.local`` and ``pipelines.submit``.
+server and create a recurring run), over the shared ``mlstack.pipelines.local`` and ``mlstack.pipelines.submit``.
 """
 
 import json
@@ -14,9 +14,9 @@ from typing import Any
 
 from kfp import dsl
 
-from components.batch_ops import resolve_model_op, score_batch_op
+from mlstack.components.batch_ops import resolve_model_op, score_batch_op
 from mlstack.core.settings import Settings
-from pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
+from mlstack.pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
 
 PIPELINE_NAME = "mlstack-batch-scoring"
 
@@ -59,7 +59,7 @@ def batch_scoring(
 
 def run_batch_locally(settings: Settings, arguments: dict[str, Any], show_progress: bool = True) -> dict:
     """Run the pipeline with kfp.local subprocesses here; return the scoring summary."""
-    from pipelines.local import run_local
+    from mlstack.pipelines.local import run_local
 
     arguments = {"tracking_uri": settings.resolved_tracking_uri, **arguments}
     output = run_local(batch_scoring, arguments, settings.resolved_home, show_progress=show_progress)
@@ -70,7 +70,7 @@ def submit_batch(
     settings: Settings, host: str, arguments: dict[str, Any], schedule: str, client_factory=None
 ) -> dict:
     """Upload the pipeline (a new version of it) and create a recurring run on ``schedule`` (cron)."""
-    from pipelines.submit import submit
+    from mlstack.pipelines.submit import submit
 
     return submit(
         batch_scoring,

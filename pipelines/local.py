@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.errors import ERROR_MARKER
+from mlstack.components.errors import ERROR_MARKER
 from mlstack.core.errors import CheckFailed, MlstackError
 
 log = logging.getLogger(__name__)

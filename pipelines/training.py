@@ -4,7 +4,7 @@ The same pipeline object runs on Kubeflow (compiled IR) and locally through ``kf
 
 Entry points, as in ``pipelines/batch_scoring.py``: ``pipeline_arguments`` (everything a run depends
 on, from settings), ``run_training_locally`` (kfp.local, no cluster), ``compile_training`` and
-``submit_training`` (upload to a KFP server), over the shared ``pipelines.local`` and ``pipelines.submit``.
+``submit_training`` (upload to a KFP server), over the shared ``mlstack.pipelines.local`` and ``mlstack.pipelines.submit``.
 """
 
 import hashlib
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kfp import dsl
 
-from components.training_ops import (
+from mlstack.components.training_ops import (
     deploy_canary_op,
     evaluate_op,
     ingest_op,
@@ -28,9 +28,9 @@ from mlstack.core.contract import DataContract
 from mlstack.core.errors import UsageError
 from mlstack.core.registry import ensure_experiment
 from mlstack.core.settings import Settings
-from pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
-from pipelines.local import home_lock, run_local
-from pipelines.submit import compile_pipeline, submit
+from mlstack.pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
+from mlstack.pipelines.local import home_lock, run_local
+from mlstack.pipelines.submit import compile_pipeline, submit
 
 PIPELINE_NAME = "mlstack-training"
 
@@ -163,7 +163,7 @@ def default_data(settings: Settings, rows: int = 50_000, seed: int = 0) -> str:
 
 def pipeline_arguments(settings: Settings, data_uri: str, contract: DataContract, tracking_uri: str) -> dict:
     """The pipeline's parameters; everything the run depends on is passed, nothing read from the machine."""
-    from components.evaluate import slice_feature_for
+    from mlstack.components.evaluate import slice_feature_for
 
     try:  # a config that does not fit the contract is bad usage, found before any step runs
         slice_feature_for(contract, settings.training.slice_feature)

@@ -3,7 +3,7 @@
 Why it exists: on a one-row request the stock server spends most of its time in framework work
 (FastAPI dependency resolution, pydantic request and response models, a per-request model
 validation step, the access log) rather than in the model. This app parses with orjson, runs the
-same ``serving.protocol`` + ``serving.scoring`` code and KServe's own Prometheus histograms, and
+same ``mlstack.serving.protocol`` + ``mlstack.serving.scoring`` code and KServe's own Prometheus histograms, and
 nothing else. Endpoints and bodies match KServe's, so clients, the KServe logger and probes cannot
 tell the two apart.
 """
@@ -23,12 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlstack.core.model import LoadedModel
-from serving import metrics
-from serving.batching import Batcher
-from serving.http_errors import error_handlers, error_response, json_response
-from serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
-from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
-from serving.scoring import Scorer, fast_sklearn
+from mlstack.serving import metrics
+from mlstack.serving.batching import Batcher
+from mlstack.serving.http_errors import error_handlers, error_response, json_response
+from mlstack.serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
+from mlstack.serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
+from mlstack.serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -46,7 +46,7 @@ def build_app(
 ):
     """An ASGI app serving ``model`` under its name on the v1 and v2 protocols.
 
-    ``batching`` = (max rows, max wait in seconds) turns on adaptive batching (``serving.batching``).
+    ``batching`` = (max rows, max wait in seconds) turns on adaptive batching (``mlstack.serving.batching``).
     """
     scorer = Scorer(model)
     handlers = error_handlers(log)  # 404, 405 and 500 in the one JSON error shape

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mlstack.core import names, payload
 from mlstack.core.contract import DataContract, Feature
-from serving.protocol import RequestError, parse_unnamed, parse_v1, parse_v2
+from mlstack.serving.protocol import RequestError, parse_unnamed, parse_v1, parse_v2
 
 MAX_ROWS = 1_000_000  # the sink stores what the predictor answered; its own batch limit applied there
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -277,7 +277,7 @@ def type_value(value: Any, feature: Feature) -> tuple[Any, bool]:
 
 
 def request_columns(request: Event, contract: DataContract | None) -> tuple[dict[str, list], int]:
-    """The request's columns through ``serving.protocol`` (the predictor's parser); EventError if unparseable.
+    """The request's columns through ``mlstack.serving.protocol`` (the predictor's parser); EventError if unparseable.
 
     With the contract, columns are the contract's features, typed by it; without, named as sent and
     positional values as ``input_<i>``.

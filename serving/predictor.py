@@ -2,7 +2,7 @@
 
 It loads an mlstack model (MLflow sklearn flavor with contract metadata) from a directory (KServe
 mounts it at ``/mnt/models``) or a ``models:/NAME@ALIAS`` URI, and answers v1 ``:predict`` and v2
-``/infer`` through the shared parsing (``serving.protocol``) and scoring (``serving.scoring``).
+``/infer`` through the shared parsing (``mlstack.serving.protocol``) and scoring (``mlstack.serving.scoring``).
 Client mistakes raise ``ContractRejection`` (a ``kserve.errors.InvalidInput``), answered 400 with
 a JSON body naming the field and the rule by a handler registered here.
 """
@@ -22,9 +22,9 @@ from kserve.protocol.infer_type import InferRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlstack.core.model import LoadedModel, load
-from serving import metrics
-from serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
-from serving.scoring import Scorer, fast_sklearn
+from mlstack.serving import metrics
+from mlstack.serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
+from mlstack.serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def run_kserve(
     from kserve import model_server
     from kserve.protocol.rest import server as rest_server
 
-    from serving.request_guard import RequestGuardMiddleware
+    from mlstack.serving.request_guard import RequestGuardMiddleware
 
     fast_sklearn(threads)
     model.load()

@@ -24,7 +24,7 @@ import pandas as pd
 from mlstack.core.contract import DataContract, Feature
 from mlstack.core.model import LoadedModel
 from mlstack.core.validation import RULE_TEXT, row_reasons
-from serving.protocol import ParsedRequest, RequestError
+from mlstack.serving.protocol import ParsedRequest, RequestError
 
 log = logging.getLogger(__name__)
 

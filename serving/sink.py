@@ -1,9 +1,9 @@
 """The payload sink's state: dedup, pairing, flushing to the payload-log store, crash recovery.
 
-An accepted event goes to the write-ahead log first (``serving.wal``); only then is it paired and
+An accepted event goes to the write-ahead log first (``mlstack.serving.wal``); only then is it paired and
 only then does the HTTP layer answer 2xx. Pairs become rows at flush time
-(``serving.events.pair_rows``, the predictor's parser, columns named and typed by the model
-version's contract from ``serving.contracts``) and are written as Parquet with
+(``mlstack.serving.events.pair_rows``, the predictor's parser, columns named and typed by the model
+version's contract from ``mlstack.serving.contracts``) and are written as Parquet with
 ``mlstack.core.payload.write_predictions`` every ``flush_rows`` rows or ``flush_seconds``. Events
 that cannot become rows (no partner within ``pair_timeout_seconds``, a response that is an error, a
 request and response that disagree) are kept as JSON lines under ``<store>/unpaired/``; a pair the
@@ -30,9 +30,9 @@ from urllib.parse import quote
 import orjson
 
 from mlstack.core import payload, storage
-from serving import sink_metrics as m
-from serving.contracts import ContractCache
-from serving.events import (
+from mlstack.serving import sink_metrics as m
+from mlstack.serving.contracts import ContractCache
+from mlstack.serving.events import (
     Event,
     EventError,
     instance_count,
@@ -41,7 +41,7 @@ from serving.events import (
     response_version,
     rows_frame,
 )
-from serving.wal import WriteAheadLog
+from mlstack.serving.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 

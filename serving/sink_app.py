@@ -24,10 +24,10 @@ from starlette.routing import Route
 
 from mlstack.core import payload
 from mlstack.core.labels import label_problem
-from serving import sink_metrics as m
-from serving.events import EventError, TimeWindow, parse_event
-from serving.http_errors import error_handlers, error_response, json_response
-from serving.sink import Backpressure, Sink
+from mlstack.serving import sink_metrics as m
+from mlstack.serving.events import EventError, TimeWindow, parse_event
+from mlstack.serving.http_errors import error_handlers, error_response, json_response
+from mlstack.serving.sink import Backpressure, Sink
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
@@ -212,7 +212,7 @@ def build_sink_app(
 
 def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
     """The sink app as ``mlstack sink`` runs it: settings' limits, contracts from the configured registry."""
-    from serving.contracts import ContractCache, registry_lookup
+    from mlstack.serving.contracts import ContractCache, registry_lookup
 
     cfg = settings.sink
     configured: list[bool] = []

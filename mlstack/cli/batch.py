@@ -43,8 +43,8 @@ ChunkOption = Annotated[
 
 
 def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
-    from components.batch_io import default_rejects_uri, expand_uri
-    from components.batch_score import refuse_overlap
+    from mlstack.components.batch_io import default_rejects_uri, expand_uri
+    from mlstack.components.batch_score import refuse_overlap
     from mlstack.core.model import model_uri
 
     model_uri(model)  # a malformed spec fails here, before any pipeline starts
@@ -79,7 +79,7 @@ def run_cmd(
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
     from mlstack.core.model import model_uri, resolve_model_uri
-    from pipelines.batch_scoring import run_batch_locally
+    from mlstack.pipelines.batch_scoring import run_batch_locally
 
     if not local:
         raise UsageError(
@@ -133,8 +133,8 @@ def submit_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the created ids as JSON.")] = False,
 ) -> None:
     """Upload the batch pipeline to KFP and create a recurring run (use {date} in --output for one file per run)."""
-    from pipelines.batch_scoring import submit_batch
-    from pipelines.submit import kfp_cron
+    from mlstack.pipelines.batch_scoring import submit_batch
+    from mlstack.pipelines.submit import kfp_cron
 
     settings = settings_from(config)
     arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)

@@ -23,7 +23,7 @@ def show_cmd(
 ) -> None:
     """Print every setting as the training pipeline sees it, with its source (argument > environment > file > shipped > default)."""
     from mlstack.core.settings_doc import effective
-    from pipelines.training import DEFAULT_CONFIG
+    from mlstack.pipelines.training import DEFAULT_CONFIG
 
     rows = effective(config, shipped=DEFAULT_CONFIG)
     if as_json:

@@ -22,7 +22,7 @@ ContractOption = Annotated[
 
 def _settings(config: str | None):
     """The user file (--config or $MLSTACK_CONFIG) overlaid on the shipped training.yaml, key by key."""
-    from pipelines.training import DEFAULT_CONFIG
+    from mlstack.pipelines.training import DEFAULT_CONFIG
 
     return load_settings(config, shipped=DEFAULT_CONFIG)
 
@@ -43,7 +43,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Run ingest → validate → train → evaluate → gate → register; exit 1 when validation or a gate fails."""
-    from pipelines.training import run_training_locally
+    from mlstack.pipelines.training import run_training_locally
 
     try:
         if not local:
@@ -84,7 +84,7 @@ def compile_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory for the IR YAML.")] = Path("build/pipelines"),
 ) -> None:
     """Compile the training pipeline to KFP IR YAML (upload it in the Kubeflow UI or with `submit`)."""
-    from pipelines.training import compile_training
+    from mlstack.pipelines.training import compile_training
 
     path = compile_training(out)
     typer.echo(str(path))
@@ -109,7 +109,7 @@ def submit_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the ids as JSON.")] = False,
 ) -> None:
     """Upload a new pipeline version to a KFP server and start a run (or a recurring run with --schedule)."""
-    from pipelines.training import submit_training
+    from mlstack.pipelines.training import submit_training
 
     result = submit_training(_settings(config), host, data, contract, tracking_uri, schedule)
     if as_json:

@@ -96,7 +96,7 @@ def serve_cmd(
         port,
     )
     if server == "kserve":
-        from serving.predictor import MlstackModel, run_kserve
+        from mlstack.serving.predictor import MlstackModel, run_kserve
 
         run_kserve(
             MlstackModel(name, uri, loaded.version, cfg.max_batch_rows, loaded=loaded),
@@ -107,7 +107,7 @@ def serve_cmd(
             max_body_bytes=cfg.max_body_bytes,
         )
     else:
-        from serving.app import run_lean
+        from mlstack.serving.app import run_lean
 
         batching = (cfg.batch_max_rows, cfg.batch_max_wait_ms / 1000) if cfg.batching else None
         run_lean(loaded, host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads, batching)
@@ -131,7 +131,7 @@ def sink_cmd(
     """Receive KServe logger CloudEvents and store request/response pairs as partitioned Parquet."""
     import uvicorn
 
-    from serving.sink_app import app_from_settings
+    from mlstack.serving.sink_app import app_from_settings
 
     settings = settings_from(config)
     cfg = settings.sink

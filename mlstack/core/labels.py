@@ -1,6 +1,6 @@
 """The one mapping from a raw label (target value or feedback label) to 1 (positive) / 0 / unknown.
 
-Training (``components.train``), the drift job's performance check, the canary analysis and the
+Training (``mlstack.components.train``), the drift job's performance check, the canary analysis and the
 sink's ``/feedback`` validation all call ``to_binary`` / ``binary_series``, so a label means the
 same everywhere. Rules, in order:
 

@@ -123,7 +123,7 @@ def train_versions(settings: Settings, home: Path, size: DemoSize, say, on_regis
     ``on_registered(result)`` runs after each version is registered: the demo starts that
     version's predictor there, on the core the (single-process) training leaves idle.
     """
-    from pipelines.training import DEFAULT_CONTRACT, run_training_locally
+    from mlstack.pipelines.training import DEFAULT_CONTRACT, run_training_locally
 
     results = []
     for seed, label in ((0, "older data (seed 0)"), (1, "newer data (seed 1)")):
@@ -158,7 +158,7 @@ def drift_over_time(
     workspace: Path,
 ) -> list[dict]:
     """Run the real drift job once per window of the simulated period, champion traffic only."""
-    from monitoring import drift_job
+    from mlstack.monitoring import drift_job
 
     length = period / windows
     results = []
@@ -183,9 +183,9 @@ def analyze_canary(
 ) -> dict:
     """The canary analysis on the payload log (predictions, labels) of both versions and on what
     Prometheus scraped from each predictor over the last ``window_seconds`` (requests, 5xx, p95)."""
-    from monitoring.canary_analysis import Variant, analyze, split_by_version
-    from monitoring.canary_metrics import revision_metrics
-    from monitoring.canary_report import write_report
+    from mlstack.monitoring.canary_analysis import Variant, analyze, split_by_version
+    from mlstack.monitoring.canary_metrics import revision_metrics
+    from mlstack.monitoring.canary_report import write_report
 
     rows = payload.load_window(settings.payload_store, model)
     primary_rows, canary_rows = split_by_version(rows, champion, challenger)

@@ -45,7 +45,12 @@ def run_cases(prog: str, cases: list[list[str]], parallel: int = 4) -> list[dict
     else:
         from mlstack.cli.main import main
 
-        heavy = ["kfp", "pipelines.training", "pipelines.batch_scoring", "mlstack.core.settings_doc"]
+        heavy = [
+            "kfp",
+            "mlstack.pipelines.training",
+            "mlstack.pipelines.batch_scoring",
+            "mlstack.core.settings_doc",
+        ]
     for name in heavy:  # imported once here, not once per forked case (kfp alone takes seconds)
         importlib.import_module(name)
     results: list[dict | None] = [None] * len(cases)

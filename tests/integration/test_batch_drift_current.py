@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from components.batch_score import resolve_spec, run_scoring
+from mlstack.components.batch_score import resolve_spec, run_scoring
 from mlstack.core.data import save_table
 from mlstack.core.generator import generate
 

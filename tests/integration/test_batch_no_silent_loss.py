@@ -29,7 +29,7 @@ def _batch(*args: str, home) -> subprocess.CompletedProcess:
 
 
 def test_refuse_overlap_pure(tmp_path):
-    from components.batch_score import refuse_overlap
+    from mlstack.components.batch_score import refuse_overlap
     from mlstack.core.errors import UsageError
 
     same = str(tmp_path / "x.parquet")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.batch_score import score_table
+from mlstack.components.batch_score import score_table
 from mlstack.core.data import save_table
 from mlstack.core.generator import generate
 from mlstack.core.model import load

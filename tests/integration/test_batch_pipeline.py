@@ -74,7 +74,7 @@ def test_batch_run_local_matches_the_online_predict_path(registered_loan_model, 
 
 def test_pinned_version_on_csv_with_breaking_rows(registered_loan_model, tmp_path, monkeypatch):
     """The scoring step's plain function against the registry: NAME/VERSION, CSV input, rejects, {date}."""
-    from components.batch_score import resolve_spec, run_scoring
+    from mlstack.components.batch_score import resolve_spec, run_scoring
 
     monkeypatch.setenv("MLSTACK_HOME", str(registered_loan_model.home))
     frame = generate(2000, seed=32)

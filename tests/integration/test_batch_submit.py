@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from components.image import COMPONENT_IMAGE
-from pipelines.batch_scoring import PIPELINE_NAME, batch_scoring
-from pipelines.submit import compile_pipeline
+from mlstack.components.image import COMPONENT_IMAGE
+from mlstack.pipelines.batch_scoring import PIPELINE_NAME, batch_scoring
+from mlstack.pipelines.submit import compile_pipeline
 
 
 def _run_cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str, str]:

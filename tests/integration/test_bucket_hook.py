@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from components.bucket import ensure_bucket
+from mlstack.components.bucket import ensure_bucket
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_the_hook_command_exits_1_with_an_error_line_not_a_traceback():
         "AWS_SECRET_ACCESS_KEY": "y",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    code = "import components.bucket as b, sys; b.time.sleep = lambda s: None; sys.exit(b.main())"
+    code = "import mlstack.components.bucket as b, sys; b.time.sleep = lambda s: None; sys.exit(b.main())"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot reach the object store")

@@ -12,9 +12,9 @@ import os
 import pytest
 import yaml
 
-from components.deploy import TEMPLATE_KEY, deploy_step, serve_version
-from components.image import COMPONENT_IMAGE
-from components.training_ops import deploy_canary_op
+from mlstack.components.deploy import TEMPLATE_KEY, deploy_step, serve_version
+from mlstack.components.image import COMPONENT_IMAGE
+from mlstack.components.training_ops import deploy_canary_op
 from mlstack.core.errors import CheckFailed
 from tests.fixtures.cluster import named, render_objects, values_file
 
@@ -74,7 +74,7 @@ def test_component_compiles_to_our_image_without_installing_kfp(tmp_path):
 def test_training_pipeline_deploys_only_behind_the_gate_and_the_switch(tmp_path):
     from kfp import compiler
 
-    from pipelines.training import training_pipeline
+    from mlstack.pipelines.training import training_pipeline
 
     path = tmp_path / "training.yaml"
     compiler.Compiler().compile(training_pipeline, str(path))

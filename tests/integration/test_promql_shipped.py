@@ -8,7 +8,7 @@ What Prometheus scrapes here, and what each part stands for:
 - behind revision 00001 our real lean predictor (KServe's ``request_predict_seconds`` objects, our
   ``mlstack_*`` counters); behind revision 00002 the stock ``kserve.ModelServer`` (kserve 0.21.0)
   with a model that fails every 5th request and is slow on another 5th (a bad canary);
-- a real Pushgateway holding what ``monitoring.metrics.push`` pushes for two model versions.
+- a real Pushgateway holding what ``mlstack.monitoring.metrics.push`` pushes for two model versions.
 All four /metrics endpoints sit in one scrape job, as the chart's PodMonitor puts a pod's
 user-port and http-usermetric endpoints in one job.
 
@@ -33,8 +33,8 @@ import yaml
 from mlstack.core import generator
 from mlstack.core.settings import CanaryConfig, DriftConfig
 from mlstack.demo import prom
-from monitoring import metrics as drift_metrics
-from monitoring.canary_metrics import revision_metrics, window_for
+from mlstack.monitoring import metrics as drift_metrics
+from mlstack.monitoring.canary_metrics import revision_metrics, window_for
 from tests.conftest import ROOT, free_port, wait_for_http
 from tests.fixtures.knative_metrics import start_queue_proxy
 from tests.fixtures.promql import canary_query, dashboard_query, shipped_expressions

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from components.register import Lineage, log_and_register
-from components.train import split, train
+from mlstack.components.register import Lineage, log_and_register
+from mlstack.components.train import split, train
 from mlstack.core import generator
 from mlstack.core.model import load
 from mlstack.core.settings import CompileConfig, TrainingConfig

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from mlstack.core import payload, storage
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE
+from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.fixtures.serving import start_sink
 
 

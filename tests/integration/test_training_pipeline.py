@@ -234,3 +234,32 @@ def test_compiled_ir_loads_back_with_the_gate_condition(tmp_path):
     assert {"data_uri", "contract_yaml", "config_json", "tracking_uri"} <= set(
         spec["root"]["inputDefinitions"]["parameters"]
     )
+
+
+def test_finding_6_two_concurrent_local_runs_on_a_fresh_home_take_turns(mlstack_home, tmp_path):
+    """Issue 15 finding 6: two `pipeline run --local` at once on a fresh home (its own SQLite MLflow).
+
+    Before the home lock both created the MLflow tables (``table latest_metrics already exists``)
+    and raced on the aliases; now the second waits, and each JSON's aliases are the registry's.
+    """
+    data = tmp_path / "train.parquet"
+    generate(20_000, seed=3).to_parquet(data)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK_")}
+    env.update(MLSTACK_HOME=str(mlstack_home), MLSTACK_LOG_FORMAT="text", MLSTACK_TRAINING__MODEL_NAME="race")
+    args = [MLSTACK, "pipeline", "run", "--local", "--json", "--data", str(data), "--contract", LOAN_CONTRACT]
+    runs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in "ab"
+    ]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, stderr[-3000:]
+    assert sum("waiting for another local run" in stderr for _, stderr in outputs) == 1
+    results = sorted((json.loads(stdout) for stdout, _ in outputs), key=lambda r: int(r["model_version"]))
+    assert [(r["model_version"], r["aliases"]) for r in results] == [
+        ("1", ["champion"]),
+        ("2", ["challenger"]),
+    ]
+    tracking = f"sqlite:///{mlstack_home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    assert client.get_registered_model("race").aliases == {"champion": "1", "challenger": "2"}

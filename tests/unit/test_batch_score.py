@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from components.batch_io import default_rejects_uri, expand_uri
-from components.batch_score import score_table
+from mlstack.components.batch_io import default_rejects_uri, expand_uri
+from mlstack.components.batch_score import score_table
 from mlstack.core.data import DataError, fingerprint, load_table, save_table
 from mlstack.core.errors import UsageError
 from mlstack.core.generator import generate

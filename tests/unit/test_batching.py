@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from serving.batching import Batcher
+from mlstack.serving.batching import Batcher
 
 FEATURES = ["a", "b"]
 

@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from components.compile import compile_model, export, missing_tokens
-from components.train import train
+from mlstack.components.compile import compile_model, export, missing_tokens
+from mlstack.components.train import train
 from mlstack.core import generator
 from mlstack.core.compiled import METADATA_KEY, ONNX_PATH, open_compiled
 from mlstack.core.model import coerce_features

@@ -98,7 +98,7 @@ def test_chart_makefile_and_components_use_the_one_image():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^IMAGE := mlstack$", makefile, re.M)
     assert "build -f Dockerfile -t $(REGISTRY)/$(IMAGE):$(IMAGE_TAG) ." in makefile
-    from components.image import COMPONENT_IMAGE
+    from mlstack.components.image import COMPONENT_IMAGE
 
     assert COMPONENT_IMAGE.rsplit("/", 1)[-1].split(":")[0] == "mlstack"
     assert not [p for p in ROOT.glob("*/Dockerfile")], "one Dockerfile, at the repository root"
@@ -115,12 +115,16 @@ def test_build_stage_can_compile_what_has_no_arm64_wheel():
 
 
 def test_dockerfiles_copy_every_package_the_wheel_needs():
-    """uv builds the project wheel, which lists these packages; a missing COPY breaks the build."""
+    """uv builds the project wheel from these folders; a missing COPY breaks the build."""
     import tomllib
 
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"][
         "wheel"
     ]["packages"]
+    # mlstack/components etc. are symlinks to the top-level folders: their targets must be copied too
+    linked = {p.resolve().name for p in (ROOT / "mlstack").iterdir() if p.is_symlink()}
+    assert linked == {"components", "pipelines", "serving", "monitoring"}
+    packages = [*packages, *sorted(linked)]
     for area in IMAGES:
         copied = {
             Path(args.split()[0]).name

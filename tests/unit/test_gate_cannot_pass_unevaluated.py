@@ -8,8 +8,8 @@ import socket
 import pandas as pd
 import pytest
 
-from components.evaluate import champion_metrics, evaluate, judge, slice_feature_for
-from components.train import split, train
+from mlstack.components.evaluate import champion_metrics, evaluate, judge, slice_feature_for
+from mlstack.components.train import split, train
 from mlstack.core.contract import DataContract, Feature, Target
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import GateConfig, TrainingConfig
@@ -75,7 +75,7 @@ def test_slice_feature_from_the_contract():
 def test_own_data_with_the_shipped_config_evaluates():
     """On main the shipped config's slice_feature (loan_purpose) raised KeyError on any other data."""
     from mlstack.core.settings import load_settings
-    from pipelines.training import DEFAULT_CONFIG
+    from mlstack.pipelines.training import DEFAULT_CONFIG
 
     config = load_settings(shipped=DEFAULT_CONFIG).training
     rows = 400

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.cluster_env import ENV_CONFIG_MAP, ENV_KEYS, MLFLOW_KEYS, MLFLOW_SECRET, S3_KEYS, S3_SECRET
+from mlstack.pipelines.cluster_env import (
+    ENV_CONFIG_MAP,
+    ENV_KEYS,
+    MLFLOW_KEYS,
+    MLFLOW_SECRET,
+    S3_KEYS,
+    S3_SECRET,
+)
 from tests.fixtures.cluster import ROOT
 from tests.tools import require
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluate import evaluate
-from components.train import split, train
+from mlstack.components.evaluate import evaluate
+from mlstack.components.train import split, train
 from mlstack.core.generator import REGIONS, generate, loan_contract
 from mlstack.core.model import predict
 from mlstack.core.settings import TrainingConfig

@@ -1,7 +1,7 @@
 """The alert rules pass promtool; the rules and the dashboard read only mlstack series our code really exports.
 
 "Really exports" is measured, not listed: the drift job's names come from rendering a full result with
-``monitoring.metrics.registry_for`` (what it pushes), the predictor's from its collectors. Upstream
+``mlstack.monitoring.metrics.registry_for`` (what it pushes), the predictor's from its collectors. Upstream
 series (Knative, KServe) are checked by evaluating every shipped expression against a real Prometheus
 in tests/integration/test_promql_shipped.py.
 """
@@ -66,7 +66,7 @@ def test_promtool_test_catches_a_wrong_expectation(promtool, tmp_path):
 
 def _pushed_names() -> set[str]:
     """Series names the drift job pushes for a result with every field set (rendered, not listed)."""
-    from monitoring.metrics import registry_for
+    from mlstack.monitoring.metrics import registry_for
 
     full = {
         "model": "m",
@@ -100,7 +100,7 @@ def _serving_metric_names() -> set[str]:
     until used, so the names come from each family's type)."""
     from prometheus_client import REGISTRY
 
-    import serving.app  # noqa: F401  (registers every predictor collector, KServe's histograms too)
+    import mlstack.serving.app  # noqa: F401  (registers every predictor collector, KServe's histograms too)
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
     return {

@@ -12,10 +12,10 @@ import pytest
 from mlstack.core import labels, names, payload
 from mlstack.core.contract import Target
 from mlstack.core.generator import generate, loan_contract
-from serving import events
-from serving.contracts import ContractCache
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE, TimeWindow, event_time
-from serving.sink import Backpressure, Sink
+from mlstack.serving import events
+from mlstack.serving.contracts import ContractCache
+from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, TimeWindow, event_time
+from mlstack.serving.sink import Backpressure, Sink
 
 CONTRACT = loan_contract()
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import yaml
 
-from pipelines.batch_scoring import batch_scoring
-from pipelines.cluster_env import ENV_CONFIG_MAP, ENV_KEYS, MLFLOW_KEYS, MLFLOW_SECRET, S3_KEYS, S3_SECRET
-from pipelines.submit import compile_pipeline
-from pipelines.training import training_pipeline
+from mlstack.pipelines.batch_scoring import batch_scoring
+from mlstack.pipelines.cluster_env import (
+    ENV_CONFIG_MAP,
+    ENV_KEYS,
+    MLFLOW_KEYS,
+    MLFLOW_SECRET,
+    S3_KEYS,
+    S3_SECRET,
+)
+from mlstack.pipelines.submit import compile_pipeline
+from mlstack.pipelines.training import training_pipeline
 from tests.fixtures.cluster import ROOT
 
 PARAMETERS = {"s3_secret": S3_SECRET, "mlflow_secret": MLFLOW_SECRET, "env_config_map": ENV_CONFIG_MAP}

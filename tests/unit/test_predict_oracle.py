@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.train import split, train
+from mlstack.components.train import split, train
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.model import predict
 from mlstack.core.settings import TrainingConfig

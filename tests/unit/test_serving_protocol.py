@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from mlstack.core import generator
 from mlstack.core.validation import row_reasons
-from serving.protocol import RequestError, parse_v1, parse_v2
-from serving.scoring import _fast_check
+from mlstack.serving.protocol import RequestError, parse_v1, parse_v2
+from mlstack.serving.scoring import _fast_check
 
 CONTRACT = generator.loan_contract()
 FEATURES = CONTRACT.feature_names

@@ -10,10 +10,10 @@ import asyncio
 import orjson
 import pytest
 
-from serving import sink as sink_module
-from serving import wal as wal_module
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE, parse_event
-from serving.sink import Sink
+from mlstack.serving import sink as sink_module
+from mlstack.serving import wal as wal_module
+from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, parse_event
+from mlstack.serving.sink import Sink
 
 HOUR = 3600.0
 

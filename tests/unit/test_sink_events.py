@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from serving import events
-from serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, rows_frame
+from mlstack.serving import events
+from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError, pair_rows, rows_frame
 
 NOW = datetime(2026, 11, 27, 10, 16, tzinfo=UTC)  # the receive time: the ce-times below are sane
 

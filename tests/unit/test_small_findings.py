@@ -48,7 +48,7 @@ def test_feature_counts_agree_with_the_contract():
 
 def test_failure_line_is_the_root_cause():
     """On main a failed step printed only "Inner task failed: 'train-op'"."""
-    from pipelines.local import failure_line
+    from mlstack.pipelines.local import failure_line
 
     log = "\n".join(
         [
@@ -74,7 +74,7 @@ def test_train_is_not_retried():
     """A deterministic step retried repeats its failure; on main train had num_retries=1."""
     import yaml
 
-    from pipelines.training import compile_training
+    from mlstack.pipelines.training import compile_training
 
     out = compile_training(Path(__import__("tempfile").mkdtemp()))
     spec = next(yaml.safe_load_all(out.read_text()))

@@ -4,9 +4,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from components.evaluate import evaluate, judge, render_model_card, roc_points, score
-from components.register import choose_alias, config_hash
-from components.train import encode_target, split, train
+from mlstack.components.evaluate import evaluate, judge, render_model_card, roc_points, score
+from mlstack.components.register import choose_alias, config_hash
+from mlstack.components.train import encode_target, split, train
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import GateConfig, TrainingConfig
 
