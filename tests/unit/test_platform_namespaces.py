@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.kube_tools import tool
 from tests.fixtures.platform import BUILTIN_NAMESPACES, KFP_OMITTED, Step, all_loaded
 
 # renders and builds the whole platform (Go modules, kustomize): minutes on a loaded machine
@@ -66,6 +67,14 @@ def missing_namespaces(loaded: list[Step]) -> list[str]:
                     f"{step.line}: {obj['kind']}/{obj['metadata']['name']} -> namespace {namespace}"
                 )
     return problems
+
+
+@pytest.fixture(autouse=True)
+def _built_tools():
+    """kubectl builds the kustomizations, helm renders the chart: skip without them (a laptop
+    without Go), fail in CI (MLSTACK_REQUIRE_CONTROL_PLANE=1)."""
+    tool("kubectl")
+    tool("helm")
 
 
 def load_all(tmp_path) -> tuple[list[Step], list[str]]:
