@@ -37,9 +37,9 @@ from mlstack.monitoring import metrics as drift_metrics
 from mlstack.monitoring.canary_metrics import revision_metrics, window_for
 from tests.conftest import ROOT, free_port, wait_for_http
 from tests.fixtures.knative_metrics import start_queue_proxy
+from tests.fixtures.monitoring import start_pushgateway
 from tests.fixtures.promql import canary_query, dashboard_query, shipped_expressions
 from tests.fixtures.serving import MODEL_VERSION, start_predictor
-from tests.tools import require
 
 NAMESPACE, SERVICE, MODEL = "mlstack", "loan-default-predictor", "loan-default"
 PRIMARY, CANARY = f"{SERVICE}-00001", f"{SERVICE}-00002"
@@ -143,20 +143,8 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         )
         stoppers.append(canary.stop)
 
-        binary = require("prometheus-pushgateway")
-        gateway_port = free_port()
-        gateway = subprocess.Popen(
-            [
-                binary,
-                f"--web.listen-address=127.0.0.1:{gateway_port}",
-                f"--persistence.file={tmp / 'pg.data'}",
-            ],
-            stdout=open(tmp / "pushgateway.log", "wb"),
-            stderr=subprocess.STDOUT,
-        )
+        gateway, gateway_url = start_pushgateway(tmp)
         stoppers.append(lambda: _stop(gateway))
-        gateway_url = f"http://127.0.0.1:{gateway_port}"
-        wait_for_http(f"{gateway_url}/-/ready", timeout=30, process=gateway)
 
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -177,7 +165,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
                 {
                     "job_name": "pushgateway",
                     "honor_labels": True,
-                    "static_configs": [{"targets": [f"127.0.0.1:{gateway_port}"]}],
+                    "static_configs": [{"targets": [gateway_url.removeprefix("http://")]}],
                 },
                 {
                     "job_name": DEMO_JOB,
