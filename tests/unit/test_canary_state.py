@@ -54,7 +54,12 @@ status:
 
 @pytest.fixture
 def live():
-    """A stable service (v1 rolled out) and the KServe stand-in that reconciles it."""
+    """A stable service (v1 rolled out) and the KServe stand-in that reconciles it.
+
+    The stand-in only moves ``status`` the way KServe would, so ``rollout`` reads the next state from a
+    KServe-shaped object; the assertions are on what our code writes (patches, spec, annotations,
+    alias moves) and on the state it reads back, never on the stand-in's traffic table. What the real
+    API server stores is tests/integration/test_kubectl_model.py."""
     kserve = FakeKServe()
     obj = base_isvc()
     obj["metadata"]["generation"] = 1
@@ -69,10 +74,6 @@ def apply(kserve: FakeKServe, obj: dict, move: rollout.Move) -> dict:
         obj = kserve.reconcile(obj)
         assert_valid_isvc(obj)
     return obj
-
-
-def traffic(obj: dict) -> dict[str, int]:
-    return {t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]}
 
 
 def test_documented_canary_status_is_read_as_a_canary_in_flight():
@@ -96,7 +97,6 @@ def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
     annotations = after["metadata"]["annotations"]
     assert annotations[isvc.ANN_CHAMPION_VERSION] == "1"
     assert annotations[isvc.ANN_CHAMPION_URI] == "s3://mlflow/m-1"
-    assert traffic(after) == {"fraud-predictor-00002": 10, "fraud-predictor-00001": 90}
     assert [op.describe() for op in move.alias_ops] == ["alias challenger -> fraud v2"]
     # the rest of the predictor spec is untouched
     assert after["spec"]["predictor"]["logger"] == obj["spec"]["predictor"]["logger"]
@@ -117,12 +117,11 @@ def test_step_then_promote_moves_all_traffic_and_aliases(live):
     kserve, obj = live
     obj = apply(kserve, obj, rollout.start(obj, {"champion": "1"}, "2", "s3://mlflow/m-2", 10))
     obj = apply(kserve, obj, rollout.start(obj, ALIASES, "2", "s3://mlflow/m-2", 50))  # same version = step
-    assert traffic(obj) == {"fraud-predictor-00002": 50, "fraud-predictor-00001": 50}
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 50
     move = rollout.promote(obj, ALIASES)
     assert move.patches == [{"spec": {"predictor": {"canaryTrafficPercent": None}}}]
     obj = apply(kserve, obj, move)
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
-    assert traffic(obj) == {"fraud-predictor-00002": 100}
     status = obj["status"]["components"]["predictor"]
     assert status["latestRolledoutRevision"] == "fraud-predictor-00002"
     assert status["previousRolledoutRevision"] == "fraud-predictor-00001"
@@ -140,26 +139,21 @@ def test_rollback_pins_champion_then_restores_its_spec(live):
     move = rollout.rollback(obj, ALIASES, "accuracy dropped")
     assert move.patches[0] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
     after_first = kserve.reconcile(isvc.merge_patch(obj, move.patches[0]))
-    assert traffic(after_first)["fraud-predictor-00001"] == 100
-    assert traffic(after_first)["fraud-predictor-00002"] == 0
     assert rollout.state_of(after_first, ALIASES).phase == "rolling-back"
     obj = apply(kserve, obj, move)
     model = obj["spec"]["predictor"]["model"]
     assert model["storageUri"] == "s3://mlflow/m-1"
     assert model["env"] == [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
     assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
-    # the restored spec is a new revision, but traffic stays on the champion's rolled-out revision
-    assert traffic(obj)["fraud-predictor-00001"] == 100
     assert rollout.state_of(obj, {"champion": "1"}).phase == "rolled-back"
     assert [op.describe() for op in move.alias_ops] == [
         "remove alias challenger (was v2)",
         "tag fraud v2 rejected=accuracy dropped",
     ]
-    # re-applying the restored object re-rolls nothing; a new canary may start from here
-    again = kserve.reconcile(obj)
-    assert traffic(again) == traffic(obj)
+    # a new canary may start from here
     restarted = apply(kserve, obj, rollout.start(obj, {"champion": "1"}, "3", "s3://mlflow/m-3", 10))
-    assert traffic(restarted)["fraud-predictor-00001"] == 90
+    assert restarted["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert restarted["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/m-3"
 
 
 def test_start_refused_while_a_canary_is_in_flight(live):
