@@ -2,7 +2,7 @@
 
 An accepted event goes to the write-ahead log first (``mlstack.serving.wal``); only then is it paired and
 only then does the HTTP layer answer 2xx. Pairs become rows at flush time
-(``mlstack.serving.events.pair_rows``, the predictor's parser, columns named and typed by the model
+(``mlstack.serving.pairing.pair_rows``, the predictor's parser, columns named and typed by the model
 version's contract from ``mlstack.serving.contracts``) and are written as Parquet with
 ``mlstack.core.payload.write_predictions`` every ``flush_rows`` rows or ``flush_seconds``. Events
 that cannot become rows (no partner within ``pair_timeout_seconds``, a response that is an error, a
@@ -32,15 +32,8 @@ import orjson
 from mlstack.core import payload, storage
 from mlstack.serving import sink_metrics as m
 from mlstack.serving.contracts import ContractCache
-from mlstack.serving.events import (
-    Event,
-    EventError,
-    instance_count,
-    is_model_error,
-    pair_rows,
-    response_version,
-    rows_frame,
-)
+from mlstack.serving.events import Event, EventError
+from mlstack.serving.pairing import instance_count, is_model_error, pair_rows, response_version, rows_frame
 from mlstack.serving.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import pytest
 from mlstack.core import labels, names, payload
 from mlstack.core.contract import Target
 from mlstack.core.generator import generate, loan_contract
-from mlstack.serving import events
+from mlstack.serving import events, pairing
 from mlstack.serving.contracts import ContractCache
 from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, TimeWindow, event_time
 from mlstack.serving.sink import Backpressure, Sink
@@ -62,12 +62,12 @@ def test_one_label_mapping(value, target, expected):
 
 def test_type_value_follows_the_predictor_rule():
     age = CONTRACT.feature("age")
-    assert events.type_value("40", age) == (40.0, False)
-    assert events.type_value("sixty", age) == (None, True)
-    assert events.type_value(True, age) == (None, True)
-    assert events.type_value(41, age) == (41.0, False)
+    assert pairing.type_value("40", age) == (40.0, False)
+    assert pairing.type_value("sixty", age) == (None, True)
+    assert pairing.type_value(True, age) == (None, True)
+    assert pairing.type_value(41, age) == (41.0, False)
     region = CONTRACT.feature("region")
-    assert events.type_value(3, region) == ("3", False)
+    assert pairing.type_value(3, region) == ("3", False)
 
 
 def test_ce_time_outside_the_window_is_replaced_and_kept():
