@@ -216,9 +216,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
                 answer = client.post(f"{primary.url}/v1/models/{MODEL}:predict", json={"instances": [{}]})
                 assert answer.status_code == 400, answer.text
 
-        # no warm-up for the canary: its traffic spans several scrapes (a fifth of the calls take
-        # 0.6 s), and a warm-up's idle keep-alive connection, which the stock ModelServer closes after
-        # 5 s, made the queue-proxy answer 502 when it reused it
+        # no warm-up for the canary: its traffic spans several scrapes (a fifth of the calls take 0.6 s)
 
         def to_canary(k: int) -> int:
             return httpx.post(
