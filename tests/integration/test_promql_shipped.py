@@ -225,14 +225,9 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
 
         with ThreadPoolExecutor(10) as pool:
             codes = list(pool.map(to_canary, range(CANARY_REQUESTS)))
-        # the model fails every 5th predict call it sees (KServe may call it for more than our requests).
-        # After such a failure KServe's server (uvicorn) logs "Exception in ASGI application" and may
-        # close the keep-alive connection; when the queue-proxy has already reused it, the proxy answers
-        # 502 ("connection reset by peer", 1 in 2 clean-clone runs): a 5xx, as Prometheus counts it too
-        failed = codes.count(500) + codes.count(502)
-        assert set(codes) <= {200, 500, 502} and codes.count(502) <= 5, codes
-        assert 0.1 < failed / len(codes) < 0.3, codes
-        failed_share = failed / len(codes)
+        # the model fails every 5th predict call it sees (KServe may call it for more than our requests)
+        assert set(codes) <= {200, 500} and 0.1 < codes.count(500) / len(codes) < 0.3, codes
+        failed_share = codes.count(500) / len(codes)
 
         now = time.time()
         job = DriftConfig().push_job  # the drift job's default Pushgateway job
