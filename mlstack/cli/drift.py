@@ -50,8 +50,8 @@ def drift(
     and printed but the Pushgateway could not take it.
     """
     from mlstack.core.registry import configure
-    from mlstack.monitoring import drift_job
-    from mlstack.monitoring.drift_inputs import parse_window
+    from mlstack.monitoring.drift import job as drift_job
+    from mlstack.monitoring.drift.inputs import parse_window
 
     settings = settings_from(config)
     configure(settings)

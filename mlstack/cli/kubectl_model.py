@@ -185,7 +185,7 @@ def analyze(
     config: Config = None,
 ) -> None:
     """Compare canary and primary (errors, latency, prediction shift, accuracy) and print the verdict."""
-    from mlstack.monitoring.canary_job import analyze_service
+    from mlstack.monitoring.canary.job import analyze_service
 
     settings = settings_from(config)
     target = Target(name, namespace, context, output, False, filename, settings)

@@ -131,7 +131,7 @@ def sink_cmd(
     """Receive KServe logger CloudEvents and store request/response pairs as partitioned Parquet."""
     import uvicorn
 
-    from mlstack.serving.sink_app import app_from_settings
+    from mlstack.serving.sink.app import app_from_settings
 
     settings = settings_from(config)
     cfg = settings.sink

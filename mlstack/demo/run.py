@@ -158,7 +158,7 @@ def drift_over_time(
     workspace: Path,
 ) -> list[dict]:
     """Run the real drift job once per window of the simulated period, champion traffic only."""
-    from mlstack.monitoring import drift_job
+    from mlstack.monitoring.drift import job as drift_job
 
     length = period / windows
     results = []
@@ -183,9 +183,9 @@ def analyze_canary(
 ) -> dict:
     """The canary analysis on the payload log (predictions, labels) of both versions and on what
     Prometheus scraped from each predictor over the last ``window_seconds`` (requests, 5xx, p95)."""
-    from mlstack.monitoring.canary_analysis import Variant, analyze, split_by_version
-    from mlstack.monitoring.canary_metrics import revision_metrics
-    from mlstack.monitoring.canary_report import write_report
+    from mlstack.monitoring.canary.analysis import Variant, analyze, split_by_version
+    from mlstack.monitoring.canary.metrics import revision_metrics
+    from mlstack.monitoring.canary.report import write_report
 
     rows = payload.load_window(settings.payload_store, model)
     primary_rows, canary_rows = split_by_version(rows, champion, challenger)

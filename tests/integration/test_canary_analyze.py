@@ -20,7 +20,7 @@ from prometheus_client import Gauge, Histogram
 
 from mlstack.core.payload import write_feedback, write_predictions
 from mlstack.core.settings import CanaryConfig, load_settings
-from mlstack.monitoring.canary_metrics import revision_metrics
+from mlstack.monitoring.canary.metrics import revision_metrics
 from tests.fixtures.canary import wait_for_samples
 
 PRIMARY, CANARY = "fraud-predictor-00001", "fraud-predictor-00002"

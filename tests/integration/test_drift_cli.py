@@ -55,7 +55,7 @@ def registered(mlflow_server, tmp_path):
 def test_fetches_reference_from_the_registered_version(mlflow_server, registered):
     import mlflow
 
-    from mlstack.monitoring import reference
+    from mlstack.monitoring.drift import reference
 
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_registry_uri(mlflow_server)

@@ -14,7 +14,7 @@ import pytest
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.model import predict
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring.drift_job import evaluate
+from mlstack.monitoring.drift.job import evaluate
 from tests.fixtures.monitoring import reference_snapshot, train_loan_pipeline
 
 SEEDS = range(20)

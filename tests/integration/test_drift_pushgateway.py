@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlstack.monitoring import metrics
+from mlstack.monitoring.drift import metrics
 
 JOB = "mlstack_drift"
 

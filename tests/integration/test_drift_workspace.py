@@ -11,8 +11,8 @@ import httpx
 
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring import workspace
-from mlstack.monitoring.drift_job import evaluate
+from mlstack.monitoring.drift import workspace
+from mlstack.monitoring.drift.job import evaluate
 from tests.conftest import free_port, stop, wait_for_http
 
 

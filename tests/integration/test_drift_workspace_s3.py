@@ -8,8 +8,8 @@ from evidently.ui.workspace import Workspace
 
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring import workspace
-from mlstack.monitoring.drift_job import evaluate
+from mlstack.monitoring.drift import workspace
+from mlstack.monitoring.drift.job import evaluate
 
 
 def test_s3_workspace_accumulates_runs_in_one_project(s3_bucket, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import DriftConfig
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.fixtures.monitoring import register_loan_model
 from tests.fixtures.serving import start_predictor, start_sink
 
@@ -95,7 +95,7 @@ def test_positional_and_tensor_traffic_gives_the_named_verdict(mlflow_server, tm
         for sink in sinks.values():
             sink.stop()
 
-    from mlstack.monitoring import drift_job
+    from mlstack.monitoring.drift import job as drift_job
 
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_registry_uri(mlflow_server)

@@ -33,8 +33,8 @@ import yaml
 from mlstack.core import generator
 from mlstack.core.settings import CanaryConfig, DriftConfig
 from mlstack.demo import prom
-from mlstack.monitoring import metrics as drift_metrics
-from mlstack.monitoring.canary_metrics import revision_metrics, window_for
+from mlstack.monitoring.canary.metrics import revision_metrics, window_for
+from mlstack.monitoring.drift import metrics as drift_metrics
 from tests.conftest import ROOT, free_port, wait_for_http
 from tests.fixtures.knative_metrics import start_queue_proxy
 from tests.fixtures.monitoring import start_pushgateway

@@ -16,7 +16,7 @@ import pytest
 
 from mlstack.core import generator, payload, storage
 from mlstack.core.payload import load_window
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.conftest import free_port, wait_for_http
 from tests.fixtures.serving import start_sink
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mlstack.core import generator, payload, storage
 from mlstack.core.settings import DriftConfig, Settings
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.fixtures.serving import start_sink
 
 CONTRACT = generator.loan_contract()
@@ -238,7 +238,8 @@ def test_store_holds_every_acknowledged_pair_once_and_nothing_escaped(fuzz_sink,
 
     # a real drift job and a real canary analysis on that store
     from mlstack.core.registry import configure
-    from mlstack.monitoring import canary_job, drift_job
+    from mlstack.monitoring.canary import job as canary_job
+    from mlstack.monitoring.drift import job as drift_job
 
     configure(Settings(home=str(tmp_path / "home")))  # an empty registry: "fuzz" is not registered
     reference = tmp_path / "reference.parquet"

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from mlstack.core import payload, storage
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE
 from tests.fixtures.serving import start_sink
 
 

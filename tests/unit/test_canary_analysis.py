@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from mlstack.core.settings import CanaryConfig
-from mlstack.monitoring.canary_analysis import Variant, analyze
-from mlstack.monitoring.canary_metrics import RevisionMetrics
-from mlstack.monitoring.canary_report import to_markdown, write_report
-from mlstack.monitoring.canary_stats import compare_proportions, newcombe, wilson
+from mlstack.monitoring.canary.analysis import Variant, analyze
+from mlstack.monitoring.canary.metrics import RevisionMetrics
+from mlstack.monitoring.canary.report import to_markdown, write_report
+from mlstack.monitoring.canary.stats import compare_proportions, newcombe, wilson
 
 CONFIG = CanaryConfig()
 

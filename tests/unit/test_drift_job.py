@@ -10,9 +10,10 @@ import pytest
 from mlstack.core.errors import CheckFailed, UsageError
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring import drift_checks, metrics
-from mlstack.monitoring.drift_inputs import contract_from_frame, parse_window
-from mlstack.monitoring.drift_job import evaluate
+from mlstack.monitoring.drift import checks as drift_checks
+from mlstack.monitoring.drift import metrics
+from mlstack.monitoring.drift.inputs import contract_from_frame, parse_window
+from mlstack.monitoring.drift.job import evaluate
 
 CONTRACT = loan_contract()
 

@@ -66,7 +66,7 @@ def test_promtool_test_catches_a_wrong_expectation(promtool, tmp_path):
 
 def _pushed_names() -> set[str]:
     """Series names the drift job pushes for a result with every field set (rendered, not listed)."""
-    from mlstack.monitoring.metrics import registry_for
+    from mlstack.monitoring.drift.metrics import registry_for
 
     full = {
         "model": "m",

@@ -9,8 +9,8 @@ import pytest
 from mlstack.core.contract import Target
 from mlstack.core.generator import generate, loan_contract
 from mlstack.core.settings import CanaryConfig, DriftConfig
-from mlstack.monitoring import canary_analysis
-from mlstack.monitoring.drift_job import evaluate
+from mlstack.monitoring.canary import analysis as canary_analysis
+from mlstack.monitoring.drift.job import evaluate
 
 CONTRACT = loan_contract()
 

@@ -12,10 +12,10 @@ import pytest
 from mlstack.core import labels, names, payload
 from mlstack.core.contract import Target
 from mlstack.core.generator import generate, loan_contract
-from mlstack.serving import events, pairing
 from mlstack.serving.contracts import ContractCache
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, TimeWindow, event_time
-from mlstack.serving.sink import Backpressure, Sink
+from mlstack.serving.sink import events, pairing
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE, TimeWindow, event_time
+from mlstack.serving.sink.state import Backpressure, Sink
 
 CONTRACT = loan_contract()
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

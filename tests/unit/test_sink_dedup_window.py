@@ -10,10 +10,10 @@ import asyncio
 import orjson
 import pytest
 
-from mlstack.serving import sink as sink_module
-from mlstack.serving import wal as wal_module
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, parse_event
-from mlstack.serving.sink import Sink
+from mlstack.serving.sink import state as sink_module
+from mlstack.serving.sink import wal as wal_module
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE, parse_event
+from mlstack.serving.sink.state import Sink
 
 HOUR = 3600.0
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from mlstack.serving import events
-from mlstack.serving.events import REQUEST_TYPE, RESPONSE_TYPE, EventError
-from mlstack.serving.pairing import pair_rows, rows_frame
+from mlstack.serving.sink import events
+from mlstack.serving.sink.events import REQUEST_TYPE, RESPONSE_TYPE, EventError
+from mlstack.serving.sink.pairing import pair_rows, rows_frame
 
 NOW = datetime(2026, 11, 27, 10, 16, tzinfo=UTC)  # the receive time: the ce-times below are sane
 

@@ -1,6 +1,6 @@
 """The payload sink's state: dedup, pairing, flushing to the payload-log store, crash recovery.
 
-An accepted event goes to the write-ahead log first (``mlstack.serving.wal``); only then is it paired and
+An accepted event goes to the write-ahead log first (``mlstack.serving.sink.wal``); only then is it paired and
 only then does the HTTP layer answer 2xx. Pairs become rows at flush time
 (``mlstack.serving.pairing.pair_rows``, the predictor's parser, columns named and typed by the model
 version's contract from ``mlstack.serving.contracts``) and are written as Parquet with
@@ -30,11 +30,17 @@ from urllib.parse import quote
 import orjson
 
 from mlstack.core import payload, storage
-from mlstack.serving import sink_metrics as m
 from mlstack.serving.contracts import ContractCache
-from mlstack.serving.events import Event, EventError
-from mlstack.serving.pairing import instance_count, is_model_error, pair_rows, response_version, rows_frame
-from mlstack.serving.wal import WriteAheadLog
+from mlstack.serving.sink import metrics as m
+from mlstack.serving.sink.events import Event, EventError
+from mlstack.serving.sink.pairing import (
+    instance_count,
+    is_model_error,
+    pair_rows,
+    response_version,
+    rows_frame,
+)
+from mlstack.serving.sink.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from starlette.routing import Route
 
 from mlstack.core import payload
 from mlstack.core.labels import label_problem
-from mlstack.serving import sink_metrics as m
-from mlstack.serving.events import EventError, TimeWindow, parse_event
 from mlstack.serving.http_errors import error_handlers, error_response, json_response
-from mlstack.serving.sink import Backpressure, Sink
+from mlstack.serving.sink import metrics as m
+from mlstack.serving.sink.events import EventError, TimeWindow, parse_event
+from mlstack.serving.sink.state import Backpressure, Sink
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"

@@ -20,8 +20,8 @@ import pandas as pd
 from mlstack.core.contract import Target
 from mlstack.core.labels import binary_series
 from mlstack.core.settings import CanaryConfig
-from mlstack.monitoring.canary_metrics import RevisionMetrics
-from mlstack.monitoring.canary_stats import (
+from mlstack.monitoring.canary.metrics import RevisionMetrics
+from mlstack.monitoring.canary.stats import (
     Comparison,
     compare_distributions,
     compare_proportions,

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from mlstack.core import payload
 from mlstack.core.contract import DataContract, Feature
-from mlstack.serving.events import MAX_ROWS, Event, EventError
 from mlstack.serving.protocol import RequestError, parse_unnamed, parse_v1, parse_v2
+from mlstack.serving.sink.events import MAX_ROWS, Event, EventError
 
 
 def instance_count(body: dict) -> int:

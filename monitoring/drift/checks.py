@@ -1,7 +1,7 @@
 """Pure pieces of the drift job: pinned methods, schema checks, sampling, data quality, performance.
 
 Everything here takes DataFrames and settings and returns plain data; Evidently, storage and
-Prometheus live in the shell modules (``drift_report``, ``drift_job``, ``metrics``).
+Prometheus live in the shell modules (``report``, ``job``, ``metrics`` of this package).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from mlstack.core.data import load_table
 from mlstack.core.errors import UsageError
 from mlstack.core.model import LoadedModel, predict
 from mlstack.core.model import load as load_model
-from mlstack.monitoring import reference as mlflow_reference
-from mlstack.monitoring.drift_checks import LABEL_COLUMN, PREDICTION_COLUMNS
+from mlstack.monitoring.drift import reference as mlflow_reference
+from mlstack.monitoring.drift.checks import LABEL_COLUMN, PREDICTION_COLUMNS
 
 log = logging.getLogger(__name__)
 

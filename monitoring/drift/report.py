@@ -13,7 +13,7 @@ from evidently.metrics import DriftedColumnsCount, ValueDrift
 
 from mlstack.core.contract import DataContract
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring.drift_checks import PinnedMethod
+from mlstack.monitoring.drift.checks import PinnedMethod
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,10 @@ import pandas as pd
 from mlstack.core.contract import DataContract
 from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring import drift_checks, drift_report, metrics, workspace
-from mlstack.monitoring.drift_inputs import DriftInputs, gather
+from mlstack.monitoring.drift import checks as drift_checks
+from mlstack.monitoring.drift import metrics, workspace
+from mlstack.monitoring.drift import report as drift_report
+from mlstack.monitoring.drift.inputs import DriftInputs, gather
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +189,7 @@ def run(
         try:
             metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
             if inputs.registered:
-                from mlstack.monitoring.reference import live_versions
+                from mlstack.monitoring.drift.reference import live_versions
 
                 live = live_versions(inputs.model) | {inputs.version}
                 result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)

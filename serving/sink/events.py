@@ -4,7 +4,7 @@ The KServe logger (``spec.predictor.logger``, mode ``all``) posts each request a
 a binary-mode CloudEvent: the body is the raw payload, the attributes are headers (``ce-id`` shared
 by a request and its response, ``ce-type`` ending in ``.request`` or ``.response``,
 ``ce-inferenceservicename``, ``ce-namespace``, ``ce-component``). ``parse_event`` checks one event;
-``mlstack.serving.pairing`` turns a request and its response into payload-log rows.
+``mlstack.serving.sink.pairing`` turns a request and its response into payload-log rows.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from mlstack.core.contract import Target
 from mlstack.core.model import registered_contract
 from mlstack.core.payload import load_window
 from mlstack.core.settings import Settings
-from mlstack.monitoring.canary_analysis import Analysis, Variant, analyze, split_by_version
-from mlstack.monitoring.canary_metrics import revision_metrics
-from mlstack.monitoring.canary_report import write_report
+from mlstack.monitoring.canary.analysis import Analysis, Variant, analyze, split_by_version
+from mlstack.monitoring.canary.metrics import revision_metrics
+from mlstack.monitoring.canary.report import write_report
 
 log = logging.getLogger(__name__)
 

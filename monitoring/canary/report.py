@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlstack.monitoring.canary_analysis import Analysis
+from mlstack.monitoring.canary.analysis import Analysis
 
 
 def _fmt(value, pct: bool = False) -> str:
