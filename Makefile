@@ -238,7 +238,7 @@ images: ## Build the one mlstack image (every component; the chart sets each com
 	$(CONTAINER_TOOL) build -f Dockerfile -t $(REGISTRY)/$(IMAGE):$(IMAGE_TAG) .
 
 .PHONY: kind-load
-kind-load: ## Push the image to the local registry the kind nodes pull from (no `kind load`: see README)
+kind-load: ## Push the image to the local registry the kind nodes pull from (no `kind load`: see docs/cluster.md)
 	$(CONTAINER_TOOL) push $(REGISTRY)/$(IMAGE):$(IMAGE_TAG)
 	@curl -fsS -o /dev/null http://$(REGISTRY)/v2/$(IMAGE)/manifests/$(IMAGE_TAG) \
 	  -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json' \

@@ -36,7 +36,7 @@ def show_cmd(
 
 @app.command("env")
 def env_cmd() -> None:
-    """Print the Markdown table of every MLSTACK_* variable (the README embeds this output)."""
+    """Print the Markdown table of every MLSTACK_* variable (docs/configuration.md embeds this output)."""
     from mlstack.core.settings_doc import env_table
 
     typer.echo(env_table(), nl=False)

@@ -1,7 +1,7 @@
 """What the settings are and where each value came from, rendered from the model itself.
 
-``env_table`` is the README's list of ``MLSTACK_*`` variables (a test compares the two, so the
-README cannot drift from ``Settings``); ``effective`` backs ``mlstack config show``.
+``env_table`` is docs/configuration.md's list of ``MLSTACK_*`` variables (a test compares the two, so the
+the guide cannot drift from ``Settings``); ``effective`` backs ``mlstack config show``.
 """
 
 from __future__ import annotations

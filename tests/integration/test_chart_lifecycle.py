@@ -46,7 +46,7 @@ def test_upgrade_then_uninstall_leave_nothing_behind(platform, control_plane):
     ).stdout.split()
     assert left == []
     kept = control_plane.kubectl("get", "pvc", "-n", namespace, "-o", "name").stdout.split()
-    # kept on purpose (README, `make undeploy`): the Evidently workspace (helm.sh/resource-policy:
+    # kept on purpose (docs/cluster.md, `make undeploy`): the Evidently workspace (helm.sh/resource-policy:
     # keep), and PostgreSQL's data and the sink's WAL, which Kubernetes keeps after a StatefulSet
     # goes (its volumeClaimTemplates' claims)
     assert kept and all(any(part in name for part in ("evidently", "postgres", "sink")) for name in kept), (

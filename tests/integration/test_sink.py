@@ -78,7 +78,7 @@ def test_pairs_dedup_feedback_and_refusals(tmp_path):
             assert bad.status_code == 400 and bad.json()["field"] == "ce-type"
             bad = client.post(sink.url, headers=_event(99, "request")[0], content=b"{nope")
             assert bad.status_code == 400 and bad.json()["rule"] == "invalid_json"
-            # a response that cannot belong to its request: both kept under unpaired/ (README)
+            # a response that cannot belong to its request: both kept under unpaired/ (docs/serving.md)
             request_headers, _ = _event(501, "request")
             waiting = client.post(sink.url, headers=request_headers, content=b'{"instances": [[1], [2]]}')
             assert waiting.status_code == 200

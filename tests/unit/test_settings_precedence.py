@@ -229,10 +229,10 @@ def test_s3_endpoint_comes_from_settings(clean_env):
 
 
 def test_readme_lists_every_variable_as_the_model_renders_it():
-    """The README's table is `mlstack config env`; regenerate it with that command when this fails."""
+    """docs/configuration.md's table is `mlstack config env`; regenerate it with that command when this fails."""
     from mlstack.core.settings_doc import README_END, README_START, env_table
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     assert README_START in readme and README_END in readme
     embedded = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
     assert embedded == env_table().strip()

@@ -35,7 +35,7 @@ def test_feature_counts_agree_with_the_contract():
     """README said 13+4, --help said 17; the contract has 18 (14 numeric, 4 categorical)."""
     contract = loan_contract()
     numeric, categorical = len(contract.numeric_features), len(contract.categorical_features)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "training.md").read_text()
     stated = re.search(r"loan-default table \((\d+) numeric and (\d+) categorical", readme)
     assert stated and (int(stated[1]), int(stated[2])) == (numeric, categorical)
     from mlstack.cli.data import _GENERATE_HELP
