@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mlstack.core.contract import DataContract, Feature
 from mlstack.core.model import LoadedModel
-from mlstack.core.validation import RULE_TEXT, row_reasons
 from mlstack.serving.protocol import ParsedRequest, RequestError
+
+if TYPE_CHECKING:  # pandas and row_reasons: the slow path only, imported on first use (see warm_up)
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ def _fast_check(feature: Feature):
 
 def _rule_of(text: str) -> str:
     """Name the rule behind one row_reasons message (the text is the contract's wording)."""
+    from mlstack.core.validation import RULE_TEXT
+
     if text == "required column is missing":
         return "missing_feature"
     if text.startswith("expected "):
@@ -91,6 +96,21 @@ def fast_sklearn(threads: int = 1) -> None:
 
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     threadpool_limits(limits=threads)
+
+
+def import_slow_path_in_background() -> threading.Thread:
+    """Import what the full contract check needs (pandas, ``row_reasons``) beside a starting server.
+
+    A conforming request never needs them on the compiled engine, so the server is ready without
+    them; the first request that does need them then finds them imported instead of waiting ~0.5 s.
+    """
+
+    def run() -> None:
+        import mlstack.core.validation  # noqa: F401  (pandas with it)
+
+    thread = threading.Thread(target=run, name="import-slow-path", daemon=True)
+    thread.start()
+    return thread
 
 
 def announce_engine(model: LoadedModel) -> None:
@@ -119,6 +139,8 @@ class Scorer:
 
     def frame(self, columns: dict[str, list]) -> pd.DataFrame:
         """The request as a DataFrame; None marks a missing value (NaN in numeric columns)."""
+        import pandas as pd
+
         return pd.DataFrame(columns, columns=self.features)
 
     def _conforms(self, columns: dict[str, list]) -> bool:
@@ -126,6 +148,8 @@ class Scorer:
 
     def violations(self, frame: pd.DataFrame) -> list[dict]:
         """Every contract violation, one entry per (row, feature), from row_reasons."""
+        from mlstack.core.validation import row_reasons
+
         found = []
         for row, reasons in enumerate(row_reasons(frame, self.contract)):
             if not reasons:

@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from mlstack.cli.common import ConfigOption, print_json, settings_from
-from mlstack.core import registry, storage
-from mlstack.core.data import DataError
+from mlstack.core import registry
 from mlstack.core.errors import CheckFailed, UsageError
 
 app = typer.Typer(
@@ -78,6 +77,8 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
+    from mlstack.core import storage  # pyarrow: imported by the command, not by every `mlstack` start
+    from mlstack.core.data import DataError
     from mlstack.core.model import model_uri, resolve_model_uri
     from mlstack.pipelines.batch_scoring import run_batch_locally
 
@@ -143,6 +144,8 @@ def submit_cmd(
     kfp_cron(schedule)
     if not host.startswith(("http://", "https://")):
         raise UsageError(f"--host {host!r} must be an http(s):// URL of the KFP API")
+    from mlstack.core import storage
+
     if not storage.is_s3(input_uri) or not storage.is_s3(output):
         typer.echo(
             "warning: --input/--output are not s3:// URIs; pods on a cluster cannot see local paths", err=True

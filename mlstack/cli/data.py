@@ -8,11 +8,9 @@ from typing import Annotated
 import typer
 
 from mlstack.cli.common import print_json
-from mlstack.core import data as dataio
 from mlstack.core import generator
 from mlstack.core.contract import DataContract, infer_contract
 from mlstack.core.errors import CheckFailed, UsageError
-from mlstack.core.validation import validate
 
 app = typer.Typer(help="Data: generate, infer a contract, validate.", no_args_is_help=True)
 
@@ -43,6 +41,8 @@ def generate_cmd(
     """Generate a seeded loan-default table with an optional drift scenario (help: _GENERATE_HELP)."""
     if scenario not in generator.SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}; choose one of {', '.join(generator.SCENARIOS)}")
+    from mlstack.core import data as dataio  # pandas + pyarrow: imported by the command only
+
     frame = generator.generate(rows, seed=seed, scenario=scenario, strength=strength)
     dataio.save_table(frame, out)
     if contract_out:
@@ -59,6 +59,8 @@ def infer_contract_cmd(
     name: Annotated[str, typer.Option("--name", help="Contract name.")] = "dataset",
 ) -> None:
     """Draft a data contract (types, ranges, categories, nullability) from a table; review it before use."""
+    from mlstack.core import data as dataio
+
     frame = dataio.load_table(data)
     contract = infer_contract(frame, target=target, id_column=id_column, name=name)
     if out:
@@ -78,6 +80,9 @@ def validate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Validate a table against a contract; exit 1 when a rule fails beyond the tolerance."""
+    from mlstack.core import data as dataio
+    from mlstack.core.validation import validate
+
     report = validate(dataio.load_table(data), DataContract.load(contract), tolerance=tolerance)
     if as_json:
         print_json(report.to_dict())

@@ -8,15 +8,17 @@ judged by one rule everywhere.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlstack.core.errors import UsageError
 from mlstack.core.strict import reject_unknown
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: the serving process never needs it
+    import pandas as pd
 
 FeatureType = Literal["numeric", "integer", "categorical", "boolean"]
 
@@ -142,6 +144,8 @@ def infer_contract(
     Numeric ranges are widened by 10% of the observed span so new data within a plausible band
     passes; review the draft before relying on it.
     """
+    import pandas as pd
+
     if target not in df.columns:
         raise ContractError(f"target column {target!r} not in data; columns: {list(df.columns)}")
     if id_column and id_column not in df.columns:

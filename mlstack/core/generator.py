@@ -17,10 +17,14 @@ multiplicatively, shares capped at 95%, so any strength stays inside the contrac
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from mlstack.core.contract import DataContract, Feature, Target
+
+if TYPE_CHECKING:  # pandas only where a table is made (``generate``): the CLI starts without it
+    import pandas as pd
 
 SCENARIOS = ("none", "covariate_shift", "category_shift", "missingness", "concept_drift")
 
@@ -115,6 +119,8 @@ def generate(rows: int, seed: int = 0, scenario: str = "none", strength: float =
 
     years_employed = np.where(rng.random(rows) < 0.05 + 0.30 * mis, np.nan, years_employed)
     utilization = np.where(rng.random(rows) < 0.02 + 0.28 * mis, np.nan, utilization)
+
+    import pandas as pd
 
     return pd.DataFrame(
         {
