@@ -3,19 +3,22 @@
 Why it exists: on a one-row request the stock server spends most of its time in framework work
 (FastAPI dependency resolution, pydantic request and response models, a per-request model
 validation step, the access log) rather than in the model. This app parses with orjson, runs the
-same ``mlstack.serving.protocol`` + ``mlstack.serving.scoring`` code and KServe's own Prometheus histograms, and
-nothing else. Endpoints and bodies match KServe's, so clients, the KServe logger and probes cannot
-tell the two apart.
+same ``mlstack.serving.protocol`` + ``mlstack.serving.scoring`` code and KServe's own Prometheus
+histograms, and nothing else. Endpoints and bodies match KServe's, so clients, the KServe logger and
+probes cannot tell the two apart.
+
+The two inference paths of the served model (``/v1/models/NAME:predict``, ``/v2/models/NAME/infer``)
+are answered by raw ASGI (``Inference``): a profile of the Starlette version showed its middleware
+stack, router and Request/Response objects taking more of a one-row request than the model did.
+Every other path (health, metadata, metrics, other model names, 404/405) goes through Starlette.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-import time
-import uuid
 from importlib import metadata
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,19 +26,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlstack.core.model import LoadedModel
-from mlstack.serving import metrics
 from mlstack.serving.batching import Batcher
 from mlstack.serving.http_errors import error_handlers, error_response, json_response
-from mlstack.serving.predictor import MODEL_ENGINE_HEADER, MODEL_NAME_HEADER, MODEL_VERSION_HEADER
-from mlstack.serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
-from mlstack.serving.scoring import Scorer, fast_sklearn
+from mlstack.serving.inference import Inference
+from mlstack.serving.scoring import Scorer
 
 log = logging.getLogger(__name__)
-JSON = "application/json"
-
 
 _json = json_response
-_error = error_response
+# no access log (one line per request costs more than a one-row prediction); no WebSocket protocol
+# module to import at start (``ws="none"``): the predictor serves HTTP only
+UVICORN = {"access_log": False, "log_config": None, "interface": "asgi3", "ws": "none"}
 
 
 def build_app(
@@ -51,79 +52,17 @@ def build_app(
     scorer = Scorer(model)
     handlers = error_handlers(log)  # 404, 405 and 500 in the one JSON error shape
     name, version, engine = model.name, model.version, model.engine
-    version_headers = {MODEL_NAME_HEADER: name, MODEL_VERSION_HEADER: version, MODEL_ENGINE_HEADER: engine}
     batcher = Batcher(scorer.probabilities, scorer.features, *batching) if batching else None
-    labels = {"model_name": name}
-
-    async def read_json(request: Request, protocol: str):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            raise RequestError("body", "body_too_large", f"request body over {max_body_bytes} bytes")
-        raw = await request.body()
-        if len(raw) > max_body_bytes:
-            raise RequestError("body", "body_too_large", f"request body over {max_body_bytes} bytes")
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise RequestError("body", "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    v1 = Inference(scorer, "v1", max_batch_rows, max_body_bytes, batcher)
+    v2 = Inference(scorer, "v2", max_batch_rows, max_body_bytes, batcher)
 
     def check_name(request: Request) -> Response | None:
         asked = request.path_params["model_name"]
         if asked != name:
-            return _error(404, "model_name", "model_not_found", f"Model with name {asked} does not exist.")
+            return error_response(
+                404, "model_name", "model_not_found", f"Model with name {asked} does not exist."
+            )
         return None
-
-    for protocol in ("v1", "v2"):  # the series exist from the start, so increase() counts every request
-        for code in ("200", "500"):
-            metrics.RESPONSES.labels(name, version, protocol, code)
-
-    async def infer(request: Request, protocol: str) -> Response:
-        """Answer one inference request and count the answer by status code (an exception counts 500)."""
-        try:
-            response = await answer(request, protocol)
-        except Exception:
-            metrics.RESPONSES.labels(name, version, protocol, "500").inc()
-            raise
-        metrics.RESPONSES.labels(name, version, protocol, str(response.status_code)).inc()
-        return response
-
-    async def answer(request: Request, protocol: str) -> Response:
-        missing = check_name(request)
-        if missing is not None:
-            return missing
-        started = time.perf_counter()
-        try:
-            body = await read_json(request, protocol)
-            parse = parse_v2 if protocol == "v2" else parse_v1
-            parsed = parse(body, scorer.features, max_batch_rows)
-            parsed_at = time.perf_counter()
-            frame = scorer.check(parsed)
-            if batcher is not None and frame is None:
-                proba = await batcher.probabilities(parsed.columns, parsed.rows)
-            else:
-                proba = scorer.probabilities(parsed.columns, frame)
-            scored = scorer.answer(proba, parsed.want_probabilities)
-        except RequestError as error:
-            metrics.REJECTED.labels(name, protocol, error.rule).inc()
-            return _json(413 if error.rule == "body_too_large" else 400, error.to_dict())
-        scored_at = time.perf_counter()
-        metrics.PRE_HIST_TIME.labels(**labels).observe(parsed_at - started)
-        metrics.PREDICT_HIST_TIME.labels(**labels).observe(scored_at - parsed_at)
-        metrics.PREDICTED_ROWS.labels(name, version, protocol, engine).inc(parsed.rows)
-        if protocol == "v2":
-            request_id = parsed.request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
-            answer = v2_response(scored.predictions, scored.probabilities, name, version, request_id)
-        else:
-            answer = v1_response(scored.predictions, scored.probabilities, name, version)
-        response = _json(200, answer, version_headers)
-        metrics.POST_HIST_TIME.labels(**labels).observe(time.perf_counter() - scored_at)
-        return response
-
-    async def v1_predict(request: Request) -> Response:
-        return await infer(request, "v1")
-
-    async def v2_infer(request: Request) -> Response:
-        return await infer(request, "v2")
 
     async def v1_model(request: Request) -> Response:
         if request.path_params["model_name"].endswith(":predict"):  # GET on the predict path
@@ -168,7 +107,13 @@ def build_app(
         return _json(200, {"models": [name]})
 
     async def v2_server(_request: Request) -> Response:
-        return _json(200, {"name": "mlstack", "version": metadata.version("mlstack"), "extensions": []})
+        # the binary tensor data extension, named as Triton names it in its server metadata
+        body = {
+            "name": "mlstack",
+            "version": metadata.version("mlstack"),
+            "extensions": ["binary_tensor_data"],
+        }
+        return _json(200, body)
 
     async def prometheus(_request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
@@ -178,16 +123,27 @@ def build_app(
         Route("/metrics", prometheus),
         Route("/v1/models", v1_models),
         Route("/v1/models/{model_name}", v1_model),
-        Route("/v1/models/{model_name}:predict", v1_predict, methods=["POST"]),
+        Route("/v1/models/{model_name}:predict", v1, methods=["POST"]),
         Route("/v2", v2_server),
         Route("/v2/health/live", v2_live),
         Route("/v2/health/ready", v2_ready),
         Route("/v2/models/{model_name}", v2_model_metadata),
         Route("/v2/models/{model_name}/ready", v2_model_ready),
-        Route("/v2/models/{model_name}/infer", v2_infer, methods=["POST"]),
-        Route("/v2/models/{model_name}/versions/{model_version}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{model_name}/infer", v2, methods=["POST"]),
+        Route("/v2/models/{model_name}/versions/{model_version}/infer", v2, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers=handlers)
+    router = Starlette(routes=routes, exception_handlers=handlers)
+    # the served model's two inference paths skip the router (exact match, no path parameters)
+    hot = {f"/v1/models/{name}:predict": v1, f"/v2/models/{name}/infer": v2}
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = hot.get(scope["path"])
+            if endpoint is not None:
+                return await endpoint(scope, receive, send)
+        return await router(scope, receive, send)
+
+    return app
 
 
 def run_lean(
@@ -199,19 +155,32 @@ def run_lean(
     max_body_bytes: int,
     threads: int = 1,
     batching: tuple[int, float] | None = None,
+    read_timeout: float = 30.0,
+    idle_timeout: int = 65,
 ) -> None:
     """Serve with uvicorn: access log off; with ``workers > 1`` the processes share the socket."""
     import uvicorn
 
-    fast_sklearn(threads)
+    from mlstack.serving.scoring import fast_sklearn, import_slow_path_in_background
+    from mlstack.serving.timeouts import protocol
+
+    if model.compiled is None:  # scikit-learn answers (the compiled engine has its own thread cap)
+        fast_sklearn(threads)
     app = build_app(model, max_batch_rows, max_body_bytes, batching)
+    # The tail: a full garbage collection walks every tracked object, ~275k after the old start-up
+    # (pandas, scikit-learn, MLflow, KServe) and ~30 ms or more each time; the model and the modules
+    # live as long as the process, so they move to the permanent generation and collections scan
+    # only what requests allocate.
+    gc.freeze()
+    import_slow_path_in_background()
+    options = UVICORN | {"http": protocol(read_timeout), "timeout_keep_alive": idle_timeout}
     if workers <= 1:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, timeout_keep_alive=65)
+        uvicorn.run(app, host=host, port=port, **options)
         return
-    _run_forked(app, host, port, workers)
+    _run_forked(app, host, port, workers, options)
 
 
-def _run_forked(app, host: str, port: int, workers: int) -> None:
+def _run_forked(app, host: str, port: int, workers: int, options: dict) -> None:
     """Pre-fork ``workers`` processes on one listening socket; the model is loaded once, before the fork."""
     import os
     import signal
@@ -227,7 +196,7 @@ def _run_forked(app, host: str, port: int, workers: int) -> None:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            config = uvicorn.Config(app, access_log=False, log_config=None, timeout_keep_alive=65)
+            config = uvicorn.Config(app, **options)
             uvicorn.Server(config).run(sockets=[sock])
             os._exit(0)
         children.append(pid)

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 V2_DATATYPES = {
     "BOOL",
     "UINT8",
@@ -33,6 +35,10 @@ V2_DATATYPES = {
     "FP64",
     "BYTES",
 }
+# response headers of both servers: which model, version and engine answered
+MODEL_NAME_HEADER = "x-model-name"
+MODEL_VERSION_HEADER = "x-model-version"
+MODEL_ENGINE_HEADER = "x-model-engine"  # "onnx" (the compiled artifact) or "sklearn"
 PREDICTION_OUTPUT = "predict"
 PROBABILITY_OUTPUT = "probability"
 _SCALARS = (str, int, float, bool, type(None))
@@ -79,6 +85,26 @@ def _want_probabilities(body: dict) -> bool:
     return flag
 
 
+def _check_parameters(params: Any, where: str) -> None:
+    """A v2 ``$parameters`` object: string, number or boolean values only (the protocol's grammar).
+
+    KServe's REST model types them so (kserve==0.21.0 ``protocol/rest/v2_datamodels.py``
+    ``InferParameter = Union[StrictFloat, StrictInt, StrictBool, str]``); checking here makes both
+    servers refuse the same bodies.
+    """
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise RequestError(where, "wrong_type", f"'{where}' must be a JSON object")
+    for key, value in params.items():
+        if not isinstance(value, str | int | float):  # bool is an int
+            raise RequestError(
+                f"{where}.{key}",
+                "wrong_type",
+                f"parameter {key!r} must be a string, number or boolean, got {type(value).__name__}",
+            )
+
+
 def _check_rows(rows: int, max_rows: int, field_name: str) -> None:
     if rows == 0:
         raise RequestError(field_name, "empty_batch", f"'{field_name}' holds no rows; send at least one")
@@ -101,6 +127,14 @@ def _scalar(value: Any, feature: str, row: int) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
         return float(value)  # beyond int64: let the contract judge it as a (huge) number
     return value
+
+
+def load_json(raw: bytes) -> Any:
+    """A request body decoded as JSON; RequestError ``invalid_json`` otherwise."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError("body", "invalid_json", f"the request body is not valid JSON: {exc}") from None
 
 
 def parse_v1(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
@@ -191,6 +225,15 @@ def _v2_tensor(tensor: Any, index: int) -> tuple[str, list[int], list]:
             "wrong_type",
             f"input {name!r}: 'shape' must be a list of non-negative ints",
         )
+    params = tensor.get("parameters")
+    _check_parameters(params, f"inputs.{name}.parameters")
+    if datatype == "FP16" and not (params and "binary_data_size" in params):
+        # JSON has no 16-bit float; KServe refuses it too (infer_type.py from_inference_request)
+        raise RequestError(
+            f"inputs.{name}.datatype",
+            "fp16_json",
+            f"input {name!r}: FP16 data cannot be sent as JSON; send it as binary (binary_data_size)",
+        )
     if "data" not in tensor:
         raise RequestError(f"inputs.{name}.data", "missing_field", f"input {name!r} has no 'data'")
     data = _flatten(tensor["data"], name)
@@ -213,6 +256,7 @@ def parse_v2(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError("id", "wrong_type", "'id' must be a string")
+    _check_parameters(body.get("parameters"), "parameters")
     # v2 ``outputs`` is checked, and naming "probability" adds it; "predict" is always returned
     # (the payload log pairs every answer by its predictions)
     want = _want_probabilities(body) or PROBABILITY_OUTPUT in _requested_outputs(body.get("outputs"))
@@ -235,6 +279,8 @@ def _requested_outputs(outputs: Any) -> list[str]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise RequestError("outputs", "wrong_type", "'outputs' must be a list of objects with a 'name'")
+    for output in outputs:
+        _check_parameters(output.get("parameters"), f"outputs.{output['name']}.parameters")
     names = [o["name"] for o in outputs]
     unknown = [n for n in names if n not in (PREDICTION_OUTPUT, PROBABILITY_OUTPUT)]
     if unknown:
