@@ -22,15 +22,21 @@ from kserve.protocol.infer_type import InferRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlstack.core.model import LoadedModel, load
-from mlstack.serving import metrics
-from mlstack.serving.protocol import RequestError, parse_v1, parse_v2, v1_response, v2_response
+from mlstack.serving import binary, metrics
+from mlstack.serving.decoding import parse_request
+from mlstack.serving.protocol import (
+    MODEL_ENGINE_HEADER,
+    MODEL_NAME_HEADER,
+    MODEL_VERSION_HEADER,
+    RequestError,
+    parse_v1,
+    parse_v2,
+    v1_response,
+    v2_response,
+)
 from mlstack.serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
-
-MODEL_NAME_HEADER = "x-model-name"
-MODEL_VERSION_HEADER = "x-model-version"
-MODEL_ENGINE_HEADER = "x-model-engine"  # "onnx" (the compiled artifact) or "sklearn"
 
 
 class ContractRejection(InvalidInput):
@@ -58,7 +64,10 @@ def _as_v2_dict(request: InferRequest) -> dict[str, Any]:
     if request.parameters is not None:
         body["parameters"] = dict(request.parameters)
     if request.request_outputs:
-        body["outputs"] = [{"name": out.name} for out in request.request_outputs]
+        body["outputs"] = [
+            {"name": out.name} | ({"parameters": dict(out.parameters)} if out.parameters else {})
+            for out in request.request_outputs
+        ]
     return body
 
 
@@ -87,6 +96,15 @@ class MlstackModel(kserve.Model):
         self.ready = True
         return True
 
+    def check_request(self, protocol: str, raw: bytes, inference_header: str | None) -> None:
+        """The lean server's parsing of a raw body (``request_guard`` calls it before KServe does)."""
+        assert self.scorer is not None
+        try:
+            parse_request(protocol, raw, inference_header, self.scorer.features, self.max_batch_rows)
+        except RequestError as error:
+            metrics.REJECTED.labels(self.name, protocol, error.rule).inc()
+            raise
+
     def _reject(self, protocol: str, error: RequestError) -> ContractRejection:
         metrics.REJECTED.labels(self.name, protocol, error.rule).inc()
         return ContractRejection(error)
@@ -96,7 +114,7 @@ class MlstackModel(kserve.Model):
         payload: dict | InferRequest,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
-    ) -> dict:
+    ) -> dict | bytes:
         assert self.scorer is not None and self.loaded is not None
         is_v2 = isinstance(payload, InferRequest)
         if isinstance(payload, bytes | str):  # v1 sent without a JSON content type
@@ -108,12 +126,13 @@ class MlstackModel(kserve.Model):
                 ) from None
         protocol = "v2" if is_v2 else "v1"
         features = self.scorer.features
+        outputs: set[str] = set()
         try:
-            parsed = (
-                parse_v2(_as_v2_dict(payload), features, self.max_batch_rows)
-                if is_v2
-                else parse_v1(payload, features, self.max_batch_rows)
-            )
+            if is_v2:
+                body = _as_v2_dict(payload)
+                parsed, outputs = parse_v2(body, features, self.max_batch_rows), binary.binary_outputs(body)
+            else:
+                parsed = parse_v1(payload, features, self.max_batch_rows)
             scored = self.scorer.score(parsed)
         except RequestError as error:
             raise self._reject(protocol, error) from None
@@ -125,7 +144,15 @@ class MlstackModel(kserve.Model):
             response_headers[MODEL_ENGINE_HEADER] = self.loaded.engine
         if is_v2:
             request_id = parsed.request_id or (headers or {}).get("x-request-id") or uuid.uuid4().hex
-            return v2_response(scored.predictions, scored.probabilities, self.name, version, request_id)
+            answer = v2_response(scored.predictions, scored.probabilities, self.name, version, request_id)
+            if not outputs:
+                return answer
+            # bytes pass KServe's v2 handler as the body (kserve==0.21.0 rest/v2_endpoints.py infer),
+            # with our headers; the same framing as the lean server (serving/binary.py)
+            raw, json_length = binary.encode_response(answer, outputs)
+            if response_headers is not None and json_length is not None:
+                response_headers[binary.HEADER] = str(json_length)
+            return raw if json_length is not None else answer
         return v1_response(scored.predictions, scored.probabilities, self.name, version)
 
 
@@ -169,11 +196,16 @@ async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONRes
     )
 
 
-def _rest_server_on(base, host: str):
+def _rest_server_on(base, host: str, read_timeout: float, idle_timeout: int):
+    from mlstack.serving.timeouts import protocol
+
     class _BoundRESTServer(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.config.host = host
+            # uvicorn's httptools protocol plus a read timeout (serving/timeouts.py); idle keep-alive
+            self.config.http = protocol(read_timeout)
+            self.config.timeout_keep_alive = idle_timeout
 
     return _BoundRESTServer
 
@@ -185,6 +217,8 @@ def run_kserve(
     threads: int = 1,
     host: str = "0.0.0.0",
     max_body_bytes: int = 8 * 1024 * 1024,
+    read_timeout: float = 30.0,
+    idle_timeout: int = 65,
 ) -> None:
     """Serve ``model`` with the stock ``kserve.ModelServer`` (blocks until stopped)."""
     from kserve import model_server
@@ -195,11 +229,16 @@ def run_kserve(
     fast_sklearn(threads)
     model.load()
     app = model_server.app
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=max_body_bytes,
+        model_name=model.name,
+        check=model.check_request,
+    )
     # kserve==0.21.0 kserve/protocol/rest/server.py RESTServer.__init__ hard-codes
     # uvicorn.Config(host="0.0.0.0"); ModelServer.start looks RESTServer up by module name, so a
     # subclass that sets the bind address honours --host (single worker; the CLI checks that)
-    model_server.RESTServer = _rest_server_on(rest_server.RESTServer, host)
+    model_server.RESTServer = _rest_server_on(rest_server.RESTServer, host, read_timeout, idle_timeout)
     app.add_exception_handler(ContractRejection, _rejection_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

@@ -1,52 +1,95 @@
-"""ASGI guards for the stock KServe server: 413 over a body limit, 405 for a wrong method on predict.
+"""The front door of the stock KServe server: the lean server's checks, before KServe sees a request.
 
-The lean server checks the body size itself (``serving/app.py``); the stock ``kserve.ModelServer``
-reads any body whole (a 629 MB body took its RSS to 1.1 GB), so ``serving/predictor.run_kserve``
-wraps its app in this, with the same ``serving.max_body_bytes``. Its ``/v1/models/{name}`` GET
-route also swallows ``GET /v1/models/NAME:predict`` (404 "model does not exist"); both servers
-answer 405 there.
+- 413 over ``serving.max_body_bytes``, counted while the body streams in: the stock server reads any
+  body whole (a 629 MB body took its RSS to 1.1 GB).
+- 405 for a non-POST on a predict path: its ``/v1/models/{name}`` GET route swallows
+  ``GET /v1/models/NAME:predict`` (404 "model does not exist"); both servers answer 405 there.
+- The served model's inference bodies go through ``mlstack.serving.decoding.parse_request``, the
+  function the lean server calls, so a malformed body gets the same 400 from both servers. Left to
+  KServe (kserve==0.21.0), ``Inference-Header-Content-Length: abc`` was ``int("abc")`` in
+  ``dataplane.decode_inference_request`` and an FP64 input whose ``binary_data_size`` is not a
+  multiple of 8 a ``np.frombuffer`` ValueError in ``InferInput.as_numpy``: both a 500, which a
+  canary counts as a server error. Valid bodies are replayed to KServe unchanged.
+- ``/v2/models/NAME/versions/V/infer`` is answered like ``/v2/models/NAME/infer`` (the lean server
+  does; KServe's handler raises NotImplementedError for a version).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import orjson
+
+from mlstack.serving import binary
+from mlstack.serving.asgi import ClientGone, header, read_body, respond, too_large
+from mlstack.serving.protocol import RequestError
+
+PREDICT_SUFFIXES = (":predict", "/infer")
+JSON = [(b"content-type", b"application/json")]
+# (protocol, raw body, Inference-Header-Content-Length) -> None, or RequestError
+Check = Callable[[str, bytes, str | None], None]
 
 
 class BodyTooLarge(Exception):
     """The streamed body passed the limit."""
 
 
-PREDICT_SUFFIXES = (":predict", "/infer")
-
-
-def _response(status: int, error: str, field: str, rule: str) -> tuple[dict, dict]:
-    body = orjson.dumps({"error": error, "field": field, "rule": rule})
-    start = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    }
-    return start, {"type": "http.response.body", "body": body}
-
-
 class RequestGuardMiddleware:
-    """405 for a non-POST on a predict path; 413 for a body over ``max_body_bytes`` before it is buffered."""
+    """405 for a non-POST on a predict path; 413 over ``max_body_bytes``; the shared 400s for ``model_name``."""
 
-    def __init__(self, app, max_body_bytes: int) -> None:
+    def __init__(self, app, max_body_bytes: int, model_name: str | None = None, check: Check | None = None):
         self.app = app
         self.limit = max_body_bytes
+        self.check = check
+        self.paths: dict[str, str] = {}
+        self.versioned = None
+        if model_name is not None:
+            self.paths = {f"/v1/models/{model_name}:predict": "v1", f"/v2/models/{model_name}/infer": "v2"}
+            self.versioned = re.compile(rf"^/v2/models/{re.escape(model_name)}/versions/[^/]+/infer$")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         if path.endswith(PREDICT_SUFFIXES) and scope.get("method") != "POST":
-            start, body = _response(
-                405, f"{scope.get('method')} is not allowed on {path}", "method", "method_not_allowed"
+            error = RequestError(
+                "method", "method_not_allowed", f"{scope.get('method')} is not allowed on {path}"
             )
-            await send(start)
-            return await send(body)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+            return await respond(send, 405, orjson.dumps(error.to_dict()), JSON)
+        if self.versioned is not None and self.versioned.match(path):
+            path = path[: path.index("/versions/")] + "/infer"
+            scope = dict(scope, path=path, raw_path=path.encode())
+        protocol = self.paths.get(path)
+        if protocol is not None and scope.get("method") == "POST":
+            return await self._checked(protocol, scope, receive, send)
+        return await self._limited(scope, receive, send)
+
+    async def _checked(self, protocol: str, scope, receive, send) -> None:
+        """Read the body (under the limit), judge it with the shared parser, replay it to KServe."""
+        try:
+            raw = await read_body(scope, receive, self.limit)
+            if self.check is not None:
+                inference_header = header(scope, binary.HEADER.encode()) if protocol == "v2" else None
+                self.check(protocol, raw, inference_header)
+        except ClientGone:
+            return
+        except RequestError as error:
+            status = 413 if error.rule == "body_too_large" else 400
+            return await respond(send, status, orjson.dumps(error.to_dict()), JSON)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _limited(self, scope, receive, send) -> None:
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
         seen = 0
@@ -73,6 +116,4 @@ class RequestGuardMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send) -> None:
-        start, body = _response(413, f"request body over {self.limit} bytes", "body", "body_too_large")
-        await send(start)
-        await send(body)
+        await respond(send, 413, orjson.dumps(too_large(self.limit).to_dict()), JSON)
