@@ -105,12 +105,25 @@ def serve_cmd(
             cfg.threads,
             host=host,
             max_body_bytes=cfg.max_body_bytes,
+            read_timeout=cfg.read_timeout_seconds,
+            idle_timeout=cfg.idle_timeout_seconds,
         )
     else:
         from mlstack.serving.app import run_lean
 
         batching = (cfg.batch_max_rows, cfg.batch_max_wait_ms / 1000) if cfg.batching else None
-        run_lean(loaded, host, port, workers, cfg.max_batch_rows, cfg.max_body_bytes, cfg.threads, batching)
+        run_lean(
+            loaded,
+            host,
+            port,
+            workers,
+            cfg.max_batch_rows,
+            cfg.max_body_bytes,
+            cfg.threads,
+            batching,
+            read_timeout=cfg.read_timeout_seconds,
+            idle_timeout=cfg.idle_timeout_seconds,
+        )
 
 
 def sink_cmd(
@@ -132,6 +145,7 @@ def sink_cmd(
     import uvicorn
 
     from mlstack.serving.sink.app import app_from_settings
+    from mlstack.serving.timeouts import protocol
 
     settings = settings_from(config)
     cfg = settings.sink
@@ -143,6 +157,8 @@ def sink_cmd(
         port=port if port is not None else cfg.port,
         access_log=False,
         log_config=None,
+        http=protocol(cfg.read_timeout_seconds),  # uvicorn's httptools + a read timeout
+        timeout_keep_alive=cfg.idle_timeout_seconds,
     )
 
 

@@ -96,6 +96,10 @@ class ServingConfig(_Strict):
     batching: bool = False
     batch_max_rows: int = Field(32, ge=1)
     batch_max_wait_ms: float = Field(1.0, ge=0.0, le=1000.0)
+    # a request must arrive whole within this many seconds (then 408 and the connection closes);
+    # an idle keep-alive connection is closed after idle_timeout_seconds (KServe's own default: 65)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    idle_timeout_seconds: int = Field(65, ge=1)
 
 
 class SinkConfig(_Strict):
@@ -114,6 +118,10 @@ class SinkConfig(_Strict):
     max_event_age_hours: float = Field(168.0, gt=0)
     max_future_seconds: float = Field(300.0, ge=0)
     contract_retry_seconds: float = Field(60.0, ge=0)  # how long a registry miss is remembered
+    # an event must arrive whole within this many seconds (then 408 and the connection closes);
+    # an idle keep-alive connection is closed after idle_timeout_seconds (uvicorn's default: 5)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    idle_timeout_seconds: int = Field(5, ge=1)
 
 
 class DriftConfig(_Strict):
