@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 
 from mlstack.core import names
+from mlstack.serving import binary
+from mlstack.serving.protocol import RequestError
 
 MAX_ROWS = 1_000_000  # the sink stores what the predictor answered; its own batch limit applied there
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -105,6 +107,41 @@ def event_time(raw: str | None, now: datetime, window: TimeWindow) -> tuple[str,
     return stamp.isoformat(), None
 
 
+def _binary_header_length(headers: dict[str, str], body: bytes) -> int | None:
+    """Where a binary-extension body's JSON header ends: the header if forwarded, else found.
+
+    The KServe logger forwards only the ``metadataHeaders`` an InferenceService names, JSON-encoded
+    in ``ce-metadata`` under Go's canonical names (kserve@v0.20.0 ``pkg/logger/handler.go`` and
+    ``worker.go``); a replay client may send ``inference-header-content-length`` itself.
+    """
+    value = headers.get(binary.HEADER)
+    if value is None and headers.get("ce-metadata"):
+        try:
+            metadata = orjson.loads(headers["ce-metadata"])
+        except orjson.JSONDecodeError:
+            metadata = {}
+        values = metadata.get("Inference-Header-Content-Length") if isinstance(metadata, dict) else None
+        value = values[0] if isinstance(values, list) and values and isinstance(values[0], str) else None
+    if value is not None:
+        return binary.header_length(value, len(body))
+    return binary.header_end(body)
+
+
+def _payload(headers: dict[str, str], body: bytes, kind: str) -> object:
+    """The event body as JSON; a binary-extension body (Open Inference v2) as the JSON it stands for."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = f"the event body is not JSON: {exc}"
+    try:
+        length = _binary_header_length(headers, body)
+        if length is None or length == len(body):
+            raise EventError("body", "invalid_json", problem)
+        return binary.decode(body, length, "inputs" if kind == "request" else "outputs")
+    except RequestError as error:
+        raise EventError(f"body.{error.field}", error.rule, error.message) from None
+
+
 def parse_event(
     headers: dict[str, str], body: bytes, window: TimeWindow | None = None, now: datetime | None = None
 ) -> Event:
@@ -144,10 +181,7 @@ def parse_event(
     except names.NameError_ as exc:
         raise EventError(exc.field, "invalid_name", exc.message) from None
     stamp, replaced = event_time(headers.get("ce-time"), now, window or TimeWindow())
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EventError("body", "invalid_json", f"the event body is not JSON: {exc}") from None
+    payload = _payload(headers, body, kind)
     if not isinstance(payload, dict):
         raise EventError("body", "wrong_type", "the event body must be a JSON object (a v1 or v2 payload)")
     if kind == "request" and "instances" not in payload and "inputs" not in payload:
