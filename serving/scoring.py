@@ -14,6 +14,7 @@ together) and is skipped; whenever it has any doubt, ``row_reasons`` decides and
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -107,6 +108,8 @@ def import_slow_path_in_background() -> threading.Thread:
 
     def run() -> None:
         import mlstack.core.validation  # noqa: F401  (pandas with it)
+
+        gc.freeze()  # what the import made is permanent too (see run_lean)
 
     thread = threading.Thread(target=run, name="import-slow-path", daemon=True)
     thread.start()
