@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
@@ -173,7 +174,7 @@ def run_lean(
     # only what requests allocate.
     gc.freeze()
     import_slow_path_in_background()
-    options = UVICORN | {"http": protocol(read_timeout), "timeout_keep_alive": idle_timeout}
+    options: dict[str, Any] = UVICORN | {"http": protocol(read_timeout), "timeout_keep_alive": idle_timeout}
     if workers <= 1:
         uvicorn.run(app, host=host, port=port, **options)
         return

@@ -32,7 +32,7 @@ from mlstack.serving.protocol import RequestError, load_json
 HEADER = "inference-header-content-length"
 OCTET_STREAM = "application/octet-stream"
 # the fixed-size datatypes as NumPy little-endian dtypes; BYTES is length-prefixed (below)
-DTYPES = {
+DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype("|u1"),
     "UINT8": np.dtype("|u1"),
     "UINT16": np.dtype("<u2"),
@@ -226,7 +226,11 @@ def binary_outputs(body: dict) -> set[str]:
                 "wrong_type",
                 "'binary_data' must be true or false",
             )
-        (chosen.add if flag else chosen.discard)(output.get("name"))
+        name = str(output.get("name"))
+        if flag:
+            chosen.add(name)
+        else:
+            chosen.discard(name)
     return chosen
 
 

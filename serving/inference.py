@@ -83,8 +83,8 @@ class Inference:
         asked = scope.get("path_params", {}).get("model_name", self.name)
         if asked != self.name:
             message = f"Model with name {asked} does not exist."
-            body = {"error": message, "field": "model_name", "rule": "model_not_found"}
-            return 404, orjson.dumps(body), [JSON_HEADER]
+            error = {"error": message, "field": "model_name", "rule": "model_not_found"}
+            return 404, orjson.dumps(error), [JSON_HEADER]
         started = time.perf_counter()
         scorer = self.scorer
         try:

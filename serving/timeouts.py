@@ -41,7 +41,7 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
     read_timeout: float = 30.0
     _read_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm()
 
