@@ -27,6 +27,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import serving_extra as extra  # noqa: E402
 from bench import serving_peers as peers  # noqa: E402
 from bench.loadgen import FIXED_RATE, SERVER_PIN, hey, load_average, wrk  # noqa: E402
 from bench.serving_report import write_markdown  # noqa: E402
@@ -165,6 +166,13 @@ def bench_model(label: str, model_dir: Path, work: Path) -> dict:
             continue
         try:
             out[name] = measure(running)
+            if name == "mlstack-lean-onnx":  # issue 24: one-row v2, and v2 JSON vs binary at 32 rows
+                v2_url = running.url.replace(":predict", "").replace("/v1/", "/v2/") + "/infer"
+                pid = running.process.pid
+                out[name]["single_row_v2"] = wrk(v2_url, body("v2", 1), SECONDS, CONNECTIONS, pid)
+                out[name]["v2_32_rows"] = extra.v2_json_vs_binary(
+                    v2_url, body("v2", BATCH_ROWS), pid, SECONDS, CONNECTIONS
+                )
         finally:
             peers.stop(running.process)
     return out
@@ -287,6 +295,8 @@ def main() -> None:
             try:
                 entry["compiled"] = train_bench_model(model_dir, label)
                 entry["engine_latency"] = engine_latency(model_dir)
+                if not SERVERS or "ceiling" in SERVERS:
+                    entry["ceiling"] = extra.ceiling(model_dir, work, body("v1", 1), SECONDS, CONNECTIONS)
                 entry["servers"] = bench_model(label, model_dir, work)
             except Exception as exc:  # record, keep going
                 entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -294,6 +304,12 @@ def main() -> None:
             report["results"]["uvicorn-floor"] = bench_floor(work)
         if not SERVERS or "sink" in SERVERS:
             report["results"]["sink"] = bench_sink(work)
+        first = work / MODELS[0]
+        if (not SERVERS or "startup" in SERVERS) and first.exists():
+            report["results"]["startup"] = extra.startup(first, work)
+        if (not SERVERS or "chunked" in SERVERS) and first.exists():
+            report["results"]["chunked_body"] = extra.chunked_body(first, work)
+        report["load_avg_end"] = load_average()
     finally:
         (RESULTS / f"serving{suffix}.json").write_text(json.dumps(report, indent=2))
         (RESULTS / f"serving{suffix}.md").write_text(write_markdown(report))

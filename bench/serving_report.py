@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.loadgen import FIXED_RATE
+from bench.serving_goals import predictor_goals
 
 GOAL_VS_MLSERVER = 10.0
 GOAL_VS_MLSERVER_BATCHING = 3.0
@@ -96,7 +97,7 @@ def write_markdown(report: dict) -> str:
             f"{s16['rps']:.0f} events/s with 16 connections.",
             "",
         ]
-    return "\n".join(lines + goals(report["results"]))
+    return "\n".join(lines + goals(report["results"]) + predictor_goals(report["results"]))
 
 
 def _single_rps(servers: dict, name: str) -> float | None:
