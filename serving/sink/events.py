@@ -127,17 +127,33 @@ def _binary_header_length(headers: dict[str, str], body: bytes) -> int | None:
     return binary.header_end(body)
 
 
+def _names_binary_tensors(head: bytes, key: str) -> bool:
+    """Whether a JSON header announces binary tensors (some input/output has ``binary_data_size``)."""
+    try:
+        header = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return True  # a forwarded header length that cuts the JSON: binary.decode names the mistake
+    tensors = header.get(key) if isinstance(header, dict) else None
+    return isinstance(tensors, list) and any(
+        isinstance(t, dict)
+        and isinstance(t.get("parameters"), dict)
+        and "binary_data_size" in t["parameters"]
+        for t in tensors
+    )
+
+
 def _payload(headers: dict[str, str], body: bytes, kind: str) -> object:
     """The event body as JSON; a binary-extension body (Open Inference v2) as the JSON it stands for."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         problem = f"the event body is not JSON: {exc}"
+    key = "inputs" if kind == "request" else "outputs"
     try:
         length = _binary_header_length(headers, body)
-        if length is None or length == len(body):
-            raise EventError("body", "invalid_json", problem)
-        return binary.decode(body, length, "inputs" if kind == "request" else "outputs")
+        if length is None or length == len(body) or not _names_binary_tensors(body[:length], key):
+            raise EventError("body", "invalid_json", problem)  # JSON with trailing bytes, not the extension
+        return binary.decode(body, length, key)
     except RequestError as error:
         raise EventError(f"body.{error.field}", error.rule, error.message) from None
 
