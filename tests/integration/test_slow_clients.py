@@ -9,6 +9,7 @@ them after 70 s); before ``serving/asgi.read_body`` the lean predictor read a wh
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import httpx
@@ -91,11 +92,20 @@ def test_sink_closes_half_sent_requests(tmp_path):
         server.stop()
 
 
-def _peak_rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+def _rss_mib(pid: int) -> float:
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def _settled_rss_mib(pid: int) -> float:
+    """RSS once it stops moving: the lean server imports its slow path (pandas) after it is ready."""
+    last = _rss_mib(pid)
+    for _ in range(60):
+        time.sleep(2)
+        now = _rss_mib(pid)
+        if abs(now - last) < 0.5:
+            return now
+        last = now
+    return last
 
 
 def test_a_huge_chunked_body_is_refused_without_being_buffered(model_dir, tmp_path):
@@ -105,8 +115,17 @@ def test_a_huge_chunked_body_is_refused_without_being_buffered(model_dir, tmp_pa
     )
     try:
         pid = server.process.pid
-        httpx.get(f"{server.url}/v2/health/ready")
-        before = _peak_rss_mib(pid)
+        before = _settled_rss_mib(pid)
+        peak = [before]
+        done = threading.Event()
+
+        def sample() -> None:  # the peak during the upload (VmHWM would hold the start-up peak)
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_mib(pid))
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         chunk = b"9" * (1024 * 1024)
 
         def body():  # no Content-Length: httpx sends Transfer-Encoding: chunked
@@ -116,8 +135,10 @@ def test_a_huge_chunked_body_is_refused_without_being_buffered(model_dir, tmp_pa
             yield b"]]}"
 
         answer = httpx.post(f"{server.url}/v1/models/{MODEL_NAME}:predict", content=body(), timeout=120)
+        done.set()
+        sampler.join()
         assert answer.status_code == 413 and answer.json()["rule"] == "body_too_large"
-        grown = _peak_rss_mib(pid) - before
+        grown = peak[0] - before
         assert grown < 16, f"peak RSS grew {grown:.0f} MiB for a 96 MiB body over a 1 MiB limit"
         assert psutil.Process(pid).is_running()
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200
