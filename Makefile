@@ -18,6 +18,8 @@ APT_PACKAGES := prometheus prometheus-pushgateway postgresql chromium wrk hey
 PYTEST_ARGS ?=
 # Go builds the control-plane test tools (make test-tools); empty when go is not on PATH
 GO ?= $(shell command -v go 2>/dev/null)
+# Maven fetches the Kafka broker the streaming tests start (make test-kafka); empty when mvn is not on PATH
+MVN ?= $(shell command -v mvn 2>/dev/null)
 
 ##@ General
 
@@ -53,7 +55,7 @@ system-deps: ## Install the Debian packages the tests use (skipped when all are 
 	fi
 
 .PHONY: test
-test: setup $(if $(GO),test-tools) ## Run unit and integration tests (installs everything it needs first; builds the test tools when Go is on PATH)
+test: setup $(if $(GO),test-tools) $(if $(MVN),test-kafka) ## Run unit and integration tests (installs everything it needs first; builds the test tools when Go is on PATH, fetches Kafka when Maven is)
 	$(PY) -m pytest -m "not e2e" --durations=25 $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -127,6 +129,24 @@ test-tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and 
 .PHONY: clean-test-tools
 clean-test-tools: ## Remove the built test tools from bin/ (Go's build cache keeps a rebuild quick)
 	rm -f $(TEST_TOOLS)
+	rm -rf $(KAFKA_JARS)
+
+# The Kafka broker the streaming tests start (tests/fixtures/kafka.py): Apache Kafka's jars from Maven
+# Central at KAFKA_VERSION (tools/kafka/pom.xml), run on the installed Java 17 as one KRaft node. A file
+# target (bin/kafka-<version>/.complete), so a second run fetches nothing; ~/.m2 caches the downloads.
+KAFKA_JARS := $(CURDIR)/bin/kafka-$(KAFKA_VERSION)
+
+$(KAFKA_JARS)/.complete: tools/kafka/pom.xml manifests/versions.env
+	@grep -q "<kafka.version>$(KAFKA_VERSION)</kafka.version>" tools/kafka/pom.xml || \
+	  { echo "error: tools/kafka/pom.xml does not pin KAFKA_VERSION=$(KAFKA_VERSION)" >&2; exit 2; }
+	rm -rf $(KAFKA_JARS)
+	cd tools/kafka && nice -n 10 $(MVN) -q -B dependency:copy-dependencies -DoutputDirectory=$(KAFKA_JARS)
+	@touch $@
+
+.PHONY: test-kafka
+test-kafka: ## Fetch the Kafka broker jars the streaming tests run (bin/kafka-<version>/, needs Maven and Java 17)
+	@if [ -z "$(MVN)" ]; then echo "error: mvn is not on PATH; the streaming tests will skip" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory $(KAFKA_JARS)/.complete
 
 MLSERVER_VENV := $(CURDIR)/bench/.venvs/mlserver
 # the comparison server, in its own venv so its pins never touch ours (same scikit-learn as uv.lock)
