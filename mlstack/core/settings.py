@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from mlstack.core.errors import UsageError
+from mlstack.core.stream_settings import StreamConfig
 from mlstack.core.strict import reject_unknown, unknown_keys
 
 ENV_PREFIX = "MLSTACK_"
@@ -269,6 +270,7 @@ class Settings(BaseSettings):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod
