@@ -31,6 +31,10 @@ from datetime import UTC, datetime
 from mlstack.core import isvc
 from mlstack.core.errors import CheckFailed, UsageError
 
+# the challenger version's share of traffic, in the registry too: a stream scorer has no
+# InferenceService to read canaryTrafficPercent from, so it routes that share of keys by this tag
+CANARY_PERCENT_TAG = "canary_percent"
+
 
 @dataclass(frozen=True)
 class AliasOp:
@@ -200,7 +204,11 @@ def start(obj: dict, aliases: dict[str, str], version: str, storage_uri: str, pe
     patch = start_canary_patch(obj, str(version), storage_uri, percent)
     if not isvc.serving_version(obj) and state.champion_version:
         patch["metadata"]["annotations"][isvc.ANN_CHAMPION_VERSION] = state.champion_version
-    ops = [AliasOp("set_alias", state.model, str(version), "challenger")]
+    # the percent first: a stream scorer that sees the alias (mlstack.serving.stream) reads the tag with it
+    ops = [
+        AliasOp("set_tag", state.model, str(version), CANARY_PERCENT_TAG, str(int(percent))),
+        AliasOp("set_alias", state.model, str(version), "challenger"),
+    ]
     return Move(
         "start",
         state.name,
@@ -221,8 +229,17 @@ def step(obj: dict, aliases: dict[str, str], percent: int) -> Move:
     if not 1 <= percent <= 100:
         raise UsageError(f"--percent must be between 1 and 100, got {percent}")
     patch = {"spec": {"predictor": {"canaryTrafficPercent": int(percent)}}}
+    ops = []
+    if state.challenger_version:
+        ops.append(
+            AliasOp("set_tag", state.model, state.challenger_version, CANARY_PERCENT_TAG, str(int(percent)))
+        )
     return Move(
-        "step", state.name, [patch], [], f"canary v{state.challenger_version}: {state.percent}% -> {percent}%"
+        "step",
+        state.name,
+        [patch],
+        ops,
+        f"canary v{state.challenger_version}: {state.percent}% -> {percent}%",
     )
 
 

@@ -82,7 +82,7 @@ def test_dry_run_prints_the_patch_and_sends_nothing(kube_api, mlflow_registry, k
     assert validate_isvc(patch, patch=True) == []
     assert patch["spec"]["predictor"]["canaryTrafficPercent"] == 10  # canary.initial_percent
     assert patches(kube_api) == []
-    assert "would then move in MLflow: alias challenger -> fraud v3" in err
+    assert "would then move in MLflow: tag fraud v3 canary_percent=10; alias challenger -> fraud v3" in err
 
 
 def test_unsafe_and_wrong_moves_fail_with_one_line(kube_api, mlflow_registry, kubectl_model):

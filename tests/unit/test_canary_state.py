@@ -97,7 +97,10 @@ def test_start_serves_new_version_to_the_percent_and_records_the_champion(live):
     annotations = after["metadata"]["annotations"]
     assert annotations[isvc.ANN_CHAMPION_VERSION] == "1"
     assert annotations[isvc.ANN_CHAMPION_URI] == "s3://mlflow/m-1"
-    assert [op.describe() for op in move.alias_ops] == ["alias challenger -> fraud v2"]
+    assert [op.describe() for op in move.alias_ops] == [
+        "tag fraud v2 canary_percent=10",  # the stream scorer's share of keys
+        "alias challenger -> fraud v2",
+    ]
     # the rest of the predictor spec is untouched
     assert after["spec"]["predictor"]["logger"] == obj["spec"]["predictor"]["logger"]
     assert after["spec"]["predictor"]["model"]["resources"] == obj["spec"]["predictor"]["model"]["resources"]
