@@ -59,3 +59,30 @@ def apply(settings: Settings, ops) -> list[str]:
         log.info("registry: %s", op.describe())
         done.append(op.describe())
     return done
+
+
+def version_tags(settings: Settings, model: str, version: str) -> dict[str, str]:
+    """The tags of one registered version ({} when the version is unknown); raises when unreachable."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_client(settings).get_model_version(model, str(version)).tags)
+    except MlflowException:
+        return {}
+    except Exception as exc:
+        raise MlstackError(
+            f"cannot read tags of {model} v{version} from {settings.resolved_tracking_uri}: {exc}"
+        ) from exc
+
+
+def download_version(settings: Settings, model: str, version: str, destination: str) -> str:
+    """Copy a registered version's model directory to ``destination``; returns the local path."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one log line, not a bar per file
+    import mlflow
+
+    registry.configure(settings)
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{model}/{version}", dst_path=destination
+    )

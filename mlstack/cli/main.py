@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import batch, config, data, demo, drift, pipeline, serve
+from mlstack.cli import batch, config, data, demo, drift, pipeline, serve, stream
 from mlstack.cli.common import VerboseOption, VersionOption, run_app, setup_logging
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
 serve.register(app)
+app.command("stream")(stream.stream_cmd)
 app.command("drift")(drift.drift)
 app.command("demo")(demo.demo)
 app.add_typer(batch.app, name="batch")

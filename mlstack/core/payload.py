@@ -58,10 +58,13 @@ def _write_parquet(df: pd.DataFrame, uri: str) -> None:
     storage.write_bytes(uri, buffer.getvalue())
 
 
-def write_predictions(store: str, rows: pd.DataFrame) -> list[str]:
+def write_predictions(store: str, rows: pd.DataFrame, part_name: str | None = None) -> list[str]:
     """Write prediction rows into their partitions; returns the files written.
 
     ``rows`` must hold the META_COLUMNS (``requested_at`` as UTC timestamps) and feature columns.
+    ``part_name`` names every file written (one per partition directory) instead of a fresh random
+    name: a writer that derives it from what it wrote (the stream's offset range) overwrites the same
+    files when it writes the same rows again, so a replay never doubles them.
     """
     missing = [c for c in META_COLUMNS if c not in rows.columns]
     if missing:
@@ -88,7 +91,7 @@ def write_predictions(store: str, rows: pd.DataFrame) -> list[str]:
             f"model_version={names.check_version(version)}",
             f"date={date}",
             f"hour={hour}",
-            _part_name(),
+            part_name or _part_name(),
         )
         part = rows.loc[index].drop(columns=["inference_service", "model_version"])
         _write_parquet(part.reset_index(drop=True), uri)

@@ -1,0 +1,92 @@
+"""`mlstack stream`: score feature events from Kafka with the served model, exactly once by default."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from mlstack.cli.common import ConfigOption
+from mlstack.core.settings import load_settings
+
+
+def stream_cmd(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Registered model to serve; follows its champion/challenger aliases."),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", help="Kafka host:port[,...] (stream.kafka.bootstrap_servers)."),
+    ] = None,
+    input_topic: Annotated[
+        str | None, typer.Option("--input-topic", help="Feature events (default: <model>.features).")
+    ] = None,
+    output_topic: Annotated[
+        str | None, typer.Option("--output-topic", help="Predictions (default: <model>.predictions).")
+    ] = None,
+    dlq_topic: Annotated[
+        str | None, typer.Option("--dlq-topic", help="Dead letters (default: <model>.dlq).")
+    ] = None,
+    at_least_once: Annotated[
+        bool,
+        typer.Option(
+            "--at-least-once", help="Commit offsets after delivery instead of in a transaction (faster)."
+        ),
+    ] = False,
+    batch_max_events: Annotated[
+        int | None,
+        typer.Option("--batch-max-events", min=1, help="Events per micro-batch at most (default 2000)."),
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        float | None,
+        typer.Option("--batch-max-wait-ms", min=0, help="How long a micro-batch fills up (default 10)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Payload store: a directory or s3:// prefix (default: sink.store)."),
+    ] = None,
+    store_writer: Annotated[
+        bool | None,
+        typer.Option(
+            "--store-writer/--no-store-writer", help="Write payload rows to the store in this process."
+        ),
+    ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option("--instance-id", help="Static member id (default: the host name, the pod's)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535, help="/metrics port (0: none; default 9108)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Score feature events from Kafka: predictions, dead letters and payload rows, exactly once."""
+    from mlstack.serving.stream.app import run_stream
+
+    stream: dict[str, object] = {}
+    kafka: dict[str, object] = {}
+    guarantee: Literal["at_least_once"] | None = "at_least_once" if at_least_once else None
+    for key, value in (
+        ("model", model),
+        ("input_topic", input_topic),
+        ("output_topic", output_topic),
+        ("dlq_topic", dlq_topic),
+        ("guarantee", guarantee),
+        ("batch_max_events", batch_max_events),
+        ("batch_max_wait_ms", batch_max_wait_ms),
+        ("store", store),
+        ("store_writer", store_writer),
+        ("instance_id", instance_id),
+        ("metrics_port", metrics_port),
+    ):
+        if value is not None:
+            stream[key] = value
+    if bootstrap_servers is not None:
+        kafka["bootstrap_servers"] = bootstrap_servers
+    base = load_settings(config)
+    overrides = base.stream.model_dump() | stream
+    overrides["kafka"] = base.stream.kafka.model_dump() | kafka
+    settings = load_settings(config, stream=overrides)
+    raise typer.Exit(run_stream(settings))
