@@ -149,6 +149,14 @@ class Scorer:
     def _conforms(self, columns: dict[str, list]) -> bool:
         return all(all(map(check, columns[name])) for name, check in self._checks)
 
+    def conforms(self, columns: dict[str, list]) -> bool:
+        """Whether the fast check accepts every value (``check`` would then return None)."""
+        return self._conforms(columns)
+
+    def row_conforms(self, row: list) -> bool:
+        """The fast check on one row given as values in contract order."""
+        return all(check(value) for (_, check), value in zip(self._checks, row, strict=True))
+
     def violations(self, frame: pd.DataFrame) -> list[dict]:
         """Every contract violation, one entry per (row, feature), from row_reasons."""
         from mlstack.core.validation import row_reasons

@@ -25,6 +25,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.batch",
     "tests.fixtures.control_plane",
     "tests.fixtures.platform_apply",
+    "tests.fixtures.kafka",
 ]
 
 

@@ -7,6 +7,7 @@ finishes the micro-batch in flight, then stops.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -166,6 +167,11 @@ def run_stream(settings: Settings) -> int:
         loop.stop.set()
     routing = watcher.current()
     log.info("scorer ready in %.2f s: %s", time.monotonic() - started, routing.describe() if routing else "")
+    # the loop allocates many short-lived objects per batch: keep the collector off the objects of
+    # start-up (modules, the models), which it would otherwise walk again and again
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     try:
         loop.run()
     finally:

@@ -62,7 +62,7 @@ class RowsBuilder:
     requested_at: list[int] = field(default_factory=list)
     replaced: list[str | None] = field(default_factory=list)
     invalid: list[str | None] = field(default_factory=list)
-    probability: list[np.ndarray] = field(default_factory=list)
+    probability: list[list[float]] = field(default_factory=list)
     columns: dict[str, list] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -76,7 +76,7 @@ class RowsBuilder:
         rows: int,
         requested_at: tuple[int, str | None],
         columns: dict[str, list],
-        proba: np.ndarray,
+        proba: list[float],
         checked: bool,
     ) -> None:
         """Rows of one event. ``checked``: the contract's fast check passed (values are typed already)."""
@@ -101,13 +101,31 @@ class RowsBuilder:
                 self.columns[name].append(typed)
         self.invalid.extend(orjson.dumps(d).decode() if d else None for d in dropped)
 
+    def add_many(
+        self,
+        request_ids: list[str],
+        requested_at: list[tuple[int, str | None]],
+        columns: dict[str, list],
+        proba: list[float],
+    ) -> None:
+        """One-row events whose values passed the contract's fast check, column by column."""
+        count = len(request_ids)
+        self.request_id.extend(request_ids)
+        self.row_index.extend([0] * count)
+        self.requested_at.extend(stamp for stamp, _ in requested_at)
+        self.replaced.extend(replaced for _, replaced in requested_at)
+        self.invalid.extend([None] * count)
+        self.probability.append(proba)
+        for name, values in columns.items():
+            self.columns[name].extend(values)
+
     def __len__(self) -> int:
         return len(self.request_id)
 
     def table(self, responded_at_ns: int, threshold: float) -> pa.Table:
         """The rows as an Arrow table in the payload-log format (features typed by the contract)."""
         rows = len(self.request_id)
-        proba = np.concatenate(self.probability) if self.probability else np.zeros(0)
+        proba = np.fromiter((p for part in self.probability for p in part), dtype=np.float64, count=rows)
         arrays: dict[str, pa.Array] = {
             "request_id": pa.array(self.request_id, pa.string()),
             "row_index": pa.array(self.row_index, pa.int64()),
