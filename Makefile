@@ -227,7 +227,7 @@ kind-down: $(KIND) ## Delete the kind cluster and the local registry
 	-$(CONTAINER_TOOL) rm -f $(REGISTRY_NAME)
 
 .PHONY: platform
-platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Serverless), KFP and kube-prometheus-stack onto the current context
+platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Serverless), KFP, kube-prometheus-stack and a one-node Kafka onto the current context
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/cert-manager
 	$(KUBECTL) -n cert-manager wait --for=condition=Available deployment --all $(WAIT)
 	@# CRDs and the resources using them in one apply race; later passes find the CRDs established
@@ -251,6 +251,8 @@ platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Se
 	    --from-literal=admin-password="$$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
 	$(HELM) upgrade --install kube-prometheus-stack oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack \
 	  --version $(KUBE_PROMETHEUS_STACK_VERSION) -n monitoring -f $(PLATFORM)/monitoring/values.yaml --wait --timeout 15m
+	$(KUBECTL) apply -k $(PLATFORM)/kafka
+	$(KUBECTL) -n kafka rollout status statefulset/kafka $(WAIT)
 	$(KUBECTL) apply -k $(PLATFORM)/namespace
 
 .PHONY: images
