@@ -86,7 +86,7 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
     }
     args = ["--model", name, "--instance-id", "scorer-0", "--store", str(store)]
     args += ["--batch-max-events", "25", "--batch-max-wait-ms", "20"]
-    rows = feature_rows(2400)
+    rows = feature_rows(4000)
     valid = valid_events(rows, FEATURES, "ok")
     hostile = hostile_events(rows[0], FEATURES, "bad", MAX_EVENT_BYTES)
     per_wave = len(valid) // WAVES + 1
@@ -104,7 +104,9 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
             produce(kafka_broker.bootstrap, topics["features"], wave)
             if kills < KILLS:
                 # kill as soon as the scorer has sent some of this wave: a transaction is in flight
-                uncommitted.wait_for(lambda b=before: uncommitted.count() > b, timeout=300, process=process)
+                uncommitted.wait_for(
+                    lambda b=before: uncommitted.count() > b, timeout=300, process=process, poll_seconds=0.01
+                )
                 sigkill(process)
                 kills += 1
                 process = start_stream(home, log_path, env, *args)
