@@ -78,6 +78,10 @@ fmt: $(VENV)/.synced ## Format the Python code (ruff)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: kafka-local
+kafka-local: $(VENV)/.synced test-kafka ## Run a one-node Kafka (KRaft) on 127.0.0.1:9092 in the foreground, for mlstack stream on this machine
+	$(PY) -m tests.fixtures.kafka --port 9092
+
 .PHONY: demo
 demo: setup ## Run the whole loop on this machine, no cluster (report: MLSTACK_HOME/demo/report.html)
 	$(VENV)/bin/mlstack demo $(DEMO_ARGS)
@@ -168,8 +172,12 @@ bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parq
 bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift`, 100k and 1M rows x 30 columns -> bench/results/drift.{json,md}
 	$(PY) bench/drift_bench.py
 
+.PHONY: bench-stream
+bench-stream: setup $(if $(MVN),test-kafka) ## mlstack stream exactly/at least once, batch sizes, p50/p99 at 5k events/s, failover after SIGKILL, vs mlstack serve -> bench/results/stream.{json,md}
+	$(PY) bench/stream_bench.py
+
 .PHONY: bench
-bench: bench-serving bench-drift bench-batch ## Run every benchmark, then write bench/results/summary.md
+bench: bench-serving bench-drift bench-batch bench-stream ## Run every benchmark, then write bench/results/summary.md
 	$(PY) bench/summarize.py
 
 ##@ Cluster
