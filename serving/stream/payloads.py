@@ -1,6 +1,6 @@
 """Payload rows of streamed predictions: the sink's row format, carried as Arrow on the payload topic.
 
-A row is what ``mlstack.serving.pairing.pair_rows`` makes from a logged request/response pair
+A row is what ``mlstack.serving.sink.pairing.pair_rows`` makes from a logged request/response pair
 (``mlstack.core.payload``'s format): the features, named and typed by the contract, and the
 metadata columns. ``request_id`` is the input event's ``topic/partition/offset``, ``requested_at``
 its Kafka timestamp (replaced by the receive time outside the sink's sane window, as the sink does
@@ -8,7 +8,7 @@ with ``ce-time``, the original kept in ``ce_time_replaced``), ``component`` is `
 
 Rows travel inside the scorer's transaction as Arrow IPC chunks on the payload topic, so they become
 visible exactly when the predictions do; ``store_writer`` turns them into Parquet with
-``store_frame``, which gives every column the dtype ``pairing.rows_frame`` gives it, so the drift job
+``store_frame``, which gives every column the dtype ``mlstack.serving.sink.pairing.rows_frame`` gives it, so the drift job
 and the canary analysis cannot tell a streamed row from a logged one (a unit test compares them).
 """
 
@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from mlstack.core import payload
 from mlstack.core.contract import DataContract
-from mlstack.serving.pairing import type_value
+from mlstack.serving.sink.pairing import type_value
 
 COMPONENT = "stream"
 CHUNK_ROWS = 2000  # rows per payload record: ~250 KB of Arrow before compression, under Kafka's 1 MB
@@ -170,7 +170,7 @@ def decode(value: bytes) -> pa.Table:
 
 
 def store_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """Payload tables as the DataFrame ``write_predictions`` stores, typed as ``pairing.rows_frame`` types.
+    """Payload tables as the DataFrame ``write_predictions`` stores, typed as ``mlstack.serving.sink.pairing.rows_frame`` types.
 
     Features: text -> pandas ``string``, numbers -> float64 (what the contract gave them); the two
     optional text columns -> ``string``; times -> UTC timestamps; the rest as Arrow hands them over.

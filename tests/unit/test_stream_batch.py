@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from mlstack.core.model import load
-from mlstack.serving import pairing
-from mlstack.serving.events import Event
+from mlstack.serving.sink import pairing
+from mlstack.serving.sink.events import Event
 from mlstack.serving.protocol import parse_v1, parse_v2, v1_response, v2_response
 from mlstack.serving.scoring import Scorer
 from mlstack.serving.stream import records as h
