@@ -440,6 +440,8 @@ def test_every_mlstack_setting_the_chart_sets_exists_and_parses(chart_kind, monk
                     )
                     target = getattr(target, part)
                 parsed = str(target) if not isinstance(target, float) else target
+                if isinstance(target, bool):  # YAML's true/false, read back as a bool
+                    parsed = str(target).lower()
                 expected = value if not isinstance(target, float) else float(value)
                 assert parsed == expected or str(target).endswith(value.lstrip("./")), (name, target, value)
             for name in literal:
