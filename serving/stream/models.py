@@ -172,6 +172,10 @@ class ModelWatcher:
         return True
 
     def run(self) -> None:
+        if self.polls == 0 and self._routing is not None:
+            # warm start: the loop is scoring already; let it have the process while it starts up
+            # (the first poll imports MLflow, seconds of CPU)
+            self._stop.wait(self.poll_seconds)
         while not self._stop.is_set():
             try:
                 self.refresh()

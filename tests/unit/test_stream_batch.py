@@ -190,3 +190,16 @@ def test_an_event_time_outside_the_window_is_replaced_and_kept(scorers):
     frame = store_frame([decode(r.value) for r in result.records if r.topic == "p"])
     assert frame["requested_at"].iloc[0] == pd.Timestamp(NOW_NS, tz="UTC")
     assert frame["ce_time_replaced"].iloc[0].startswith("1970-01-01T00:00:01")
+
+
+def test_the_guide_lists_every_dead_letter_reason_as_the_code_words_it():
+    from tests.fixtures.kube_tools import ROOT
+
+    guide = (ROOT / "docs" / "streaming.md").read_text()
+    rows = dict(
+        line.split(" | ")[:2]
+        for line in guide.splitlines()
+        if line.startswith("| `") and line.count("|") == 3
+    )
+    documented = {k.strip("| `"): v.strip(" |") for k, v in rows.items() if k.strip("| `") in set(DlqReason)}
+    assert documented == {reason.value: text for reason, text in REASON_TEXT.items()}
