@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from mlstack.core.model import load
-from mlstack.serving.sink import pairing
-from mlstack.serving.sink.events import Event
 from mlstack.serving.protocol import parse_v1, parse_v2, v1_response, v2_response
 from mlstack.serving.scoring import Scorer
+from mlstack.serving.sink import pairing
+from mlstack.serving.sink.events import Event
 from mlstack.serving.stream import records as h
 from mlstack.serving.stream.batch import BatchContext, score_batch
 from mlstack.serving.stream.dlq import REASON_TEXT, DlqReason
