@@ -93,6 +93,14 @@ class StreamLoop:
         self.model = watcher.model
         self.batches = 0
         self._lag_at = 0.0
+        self._routing_key: tuple | None = None
+
+    def _show_routing(self, routing) -> None:
+        m.ROUTING.clear()
+        share = routing.percent if routing.challenger is not None else 0
+        m.ROUTING.labels(self.model, routing.champion.version, "champion").set(100 - share)
+        if routing.challenger is not None:
+            m.ROUTING.labels(self.model, routing.challenger.version, "challenger").set(share)
 
     def _clients(self):
         cfg = self.config
@@ -143,6 +151,9 @@ class StreamLoop:
 
     def _one_batch(self, producer, consumer) -> None:
         routing = self.watcher.current()
+        if routing is not None and routing.key() != self._routing_key:
+            self._routing_key = routing.key()
+            self._show_routing(routing)
         messages = consumer.consume(self.config.batch_max_events, self.config.batch_max_wait_ms / 1000)
         self._report_lag(consumer)
         if not messages:

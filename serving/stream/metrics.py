@@ -53,8 +53,3 @@ ROUTING = Gauge(
 )
 STORE_ROWS = Counter("mlstack_stream_store_rows", "Payload rows the store writer wrote", ["topic"])
 STORE_FILES = Counter("mlstack_stream_store_files", "Payload files the store writer wrote", ["topic"])
-STORE_LAG = Gauge(
-    "mlstack_stream_store_lag",
-    "Payload records not yet in the store, per payload partition",
-    ["topic", "partition"],
-)
