@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlstack.core.errors import UsageError
+from mlstack.core.errors import MlstackError, UsageError
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer, Producer
@@ -140,8 +140,16 @@ class TopicSpec:
 
 
 def existing_topics(client: AdminClient, timeout: float = 10.0) -> dict[str, int]:
-    """topic -> partition count, as the cluster's metadata says."""
-    metadata = client.list_topics(timeout=timeout)
+    """topic -> partition count, as the cluster's metadata says; MlstackError when Kafka does not answer."""
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = client.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise MlstackError(
+            f"Kafka did not answer within {timeout:.0f} s ({exc.args[0].str()}); check "
+            "stream.kafka.bootstrap_servers and security_protocol, and that the brokers are up"
+        ) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 

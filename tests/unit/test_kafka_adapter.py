@@ -91,3 +91,33 @@ def test_a_wrong_property_would_be_refused_by_librdkafka():
         Producer(
             {"bootstrap.servers": "k:9092", "security.protocol": "SSL", "ssl.ca.location": "/nonexistent.pem"}
         )
+
+
+def test_an_unreachable_kafka_is_one_line_and_exit_1(tmp_path):
+    """`mlstack stream` against a port nothing listens on: a sentence, not a traceback."""
+    import subprocess
+    import sys
+
+    from mlstack.core.procs import free_port
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlstack.cli.main",
+            "stream",
+            "--model",
+            "loans",
+            "--bootstrap-servers",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "MLSTACK_HOME": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1, done.stderr[-1500:]
+    assert "Kafka did not answer" in errors[0] and "Traceback" not in done.stderr
