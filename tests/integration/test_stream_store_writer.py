@@ -14,9 +14,9 @@ import orjson
 import pyarrow.parquet as pq
 
 from mlstack.adapters import kafka
-from mlstack.core import storage
+from mlstack.core import payload, storage
 from mlstack.core.generator import loan_contract
-from mlstack.serving.stream.payloads import RowsBuilder, encode
+from mlstack.serving.stream.payloads import RowsBuilder, decode, encode, store_frame
 from mlstack.serving.stream.store_writer import StoreWriter
 from tests.fixtures.stream import feature_rows
 
@@ -69,6 +69,9 @@ def test_a_pending_range_is_rewritten_exactly_and_aborted_rows_never_stored(kafk
     # fragment of that range (as if a different, longer range had been written before the kill)
     progress = storage.join(str(store), "_stream", topic, "0.json")
     storage.write_bytes(progress, orjson.dumps({"next": 0, "pending": [0, 2]}))
+    first = f"part-{topic}-0-{0:020d}-{2:020d}.parquet"
+    stale = [decode(chunk(n * 10, rows[n * 10 : n * 10 + 10])) for n in range(3)]
+    payload.write_predictions(str(store), store_frame(stale), part_name=first)  # the killed writer's files
     writer = StoreWriter(
         access, topic, str(store), f"store-{topic}", None, flush_rows=10_000, flush_seconds=0.5
     )
@@ -86,8 +89,7 @@ def test_a_pending_range_is_rewritten_exactly_and_aborted_rows_never_stored(kafk
     )
     assert len(ids) == len(set(ids))  # once each; the aborted batch's features/0/900.. never
     names = {name for name, _ in found}
-    first = f"part-{topic}-0-{0:020d}-{2:020d}.parquet"
-    assert first in names  # exactly the pending range, first
+    assert first in names  # exactly the pending range, rewritten over the same files
     assert orjson.loads(storage.read_bytes(progress)) == {
         "next": 8,
         "pending": None,
