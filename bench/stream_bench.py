@@ -297,7 +297,7 @@ def main() -> None:
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     results: dict = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": QUICK,
         "model": f"{MODEL} v{version} (logistic regression, onnx)",
         "pinning": {"scorer_and_predictor": SERVER_PIN, "broker_load_reader": LOAD_PIN},
@@ -339,13 +339,21 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     t = r["throughput"]
+    loads = [v["load_avg_before"] for v in t.values()] + [
+        r["latency"]["load_avg_before"],
+        r["http_predictor"]["load_avg_before"],
+    ]
     best = max(v["events_per_scorer_cpu_s"] or 0 for k, v in t.items() if k.startswith("exactly"))
     http = r["http_predictor"]
     lines = [
         "# Streaming bench (`make bench-stream`)",
         "",
-        f"{r['when']}, {r['model']}; scorer and predictor pinned to core {r['pinning']['scorer_and_predictor'][-1:]},",
-        f"broker, producer, reader and wrk to core {r['pinning']['broker_load_reader'][-1:]}. Load average before each case in stream.json.",
+        f"{r['started']}, {r['model']}; scorer and predictor pinned to core {''.join(r['pinning']['scorer_and_predictor'][-1:])},",
+        f"broker, producer, reader and wrk to core {''.join(r['pinning']['broker_load_reader'][-1:])}.",
+        "",
+        f"Load average before the cases: {min(loads)}-{max(loads)} on 2 cores (other sessions' builds and tests shared",
+        "the machine). Wall-clock events/s and latencies are what the scorer got of a contended core; the",
+        'CPU-second columns are what the work costs (the goal\'s "per core" is judged on them).',
         "",
         "| case | events/s (wall) | scorer CPU s / 1k events | events per scorer CPU-second | load avg before |",
         "|---|---|---|---|---|",
@@ -379,4 +387,7 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    if "--markdown" in sys.argv:  # rewrite stream.md from stream.json (no measuring)
+        (RESULTS / "stream.md").write_text(markdown(json.loads((RESULTS / "stream.json").read_text())))
+    else:
+        main()
