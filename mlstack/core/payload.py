@@ -3,11 +3,16 @@
 Layout under a store (a directory or an ``s3://`` prefix)::
 
     <store>/predictions/inference_service=<isvc>/model_version=<v>/date=YYYY-MM-DD/hour=HH/<part>.parquet
-    <store>/feedback/date=YYYY-MM-DD/<part>.parquet
+    <store>/feedback/date=YYYY-MM-DD/hour=HH/<part>.parquet          (hour of receipt; older stores:
+    <store>/feedback_orphans/date=YYYY-MM-DD/hour=HH/<part>.parquet   date=YYYY-MM-DD/<part>.parquet)
+    <store>/unpaired/date=YYYY-MM-DD/<part>.jsonl, <store>/quarantine/date=YYYY-MM-DD/<part>.jsonl
 
 Prediction rows hold the metadata columns below plus one column per feature, named as in the
-data contract. Feedback rows hold ``request_id``, ``row_index``, ``label``, ``received_at``.
-The serving sink writes both; monitoring reads them with ``load_window``. Neither imports the other.
+data contract; their hour is the hour of ``requested_at``. Feedback rows hold ``request_id``,
+``row_index``, ``label``, ``received_at``. Part files are ``part-<UTC time>-<random>.parquet``
+(one per partition per flush) until ``mlstack.core.compaction`` merges a closed hour into
+``compacted-….parquet``. The serving sink writes, monitoring reads with ``load_window``, which
+opens only the partitions of its window (``mlstack.core.payload_read``). Neither imports the other.
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ import io
 import logging
 import re
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -25,6 +29,9 @@ import pyarrow.parquet as pq
 
 from mlstack.core import names, storage
 from mlstack.core.contract import DataContract
+from mlstack.core.payload_read import ReadReport, list_files, read_tree, window_keep
+
+__all__ = ["ReadReport", "list_files", "read_tree", "window_keep"]  # re-exported: the readers' home
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ META_COLUMNS = [
 EXTRA_COLUMNS = ["invalid_values", "ce_time_replaced"]
 FEEDBACK_COLUMNS = ["request_id", "row_index", "label", "received_at"]
 POSITIONAL = re.compile(r"^input_(\d+)$")
+# feedback received this long before a window's start is not read for it (clock skew allowance)
+FEEDBACK_LOOKBACK = timedelta(hours=1)
 
 
 def _part_name() -> str:
@@ -123,11 +132,12 @@ def write_records(store: str, folder: str, records: list[dict]) -> str | None:
 
 
 def write_feedback(store: str, rows: pd.DataFrame, folder: str = "feedback") -> list[str]:
-    """Write feedback (ground-truth labels) rows; returns the files written.
+    """Write feedback (ground-truth labels) rows under the hour they were received; returns the files.
 
     ``label`` is stored as text (``"1"``, ``"true"``, ``"malignant"``) so partitions can never
     disagree on its type; readers map it with ``mlstack.core.labels``. ``folder`` is ``feedback``
-    or ``feedback_orphans`` (ids the sink never logged).
+    or ``feedback_orphans`` (ids the sink did not know when the label came). Rows keep their order:
+    for one id, the last row of the latest ``received_at`` is the label that counts.
     """
     missing = [c for c in FEEDBACK_COLUMNS if c not in rows.columns]
     if missing:
@@ -137,79 +147,17 @@ def write_feedback(store: str, rows: pd.DataFrame, folder: str = "feedback") -> 
     rows = rows.copy()
     rows["label"] = rows["label"].map(label_text).astype("string")
     stamp = pd.to_datetime(rows["received_at"], utc=True)
+    keys = pd.DataFrame({"date": stamp.dt.strftime("%Y-%m-%d"), "hour": stamp.dt.strftime("%H")})
     written = []
-    for date, index in stamp.dt.strftime("%Y-%m-%d").groupby(stamp.dt.strftime("%Y-%m-%d")).groups.items():
-        uri = names.safe_join(store, folder, f"date={date}", _part_name())
+    for (date, hour), index in keys.groupby(["date", "hour"], sort=True).groups.items():
+        uri = names.safe_join(store, folder, f"date={date}", f"hour={hour}", _part_name())
         _write_parquet(rows.loc[index].reset_index(drop=True), uri)
         written.append(uri)
     return written
 
 
-@dataclass
-class ReadReport:
-    """What a reader could not use: files it could not read, values it could not type."""
-
-    files: int = 0
-    unreadable: list[str] = field(default_factory=list)  # "<path>: <reason>"
-    invalid_values: dict[str, int] = field(default_factory=dict)  # feature -> values made missing
-    unmapped_positional: int = 0  # rows of positional columns left unnamed (no contract given)
-
-    def to_dict(self) -> dict:
-        return {
-            "files": self.files,
-            "unreadable_files": len(self.unreadable),
-            "unreadable": self.unreadable[:20],
-            "invalid_values": dict(self.invalid_values),
-            "unmapped_positional_rows": self.unmapped_positional,
-        }
-
-
-def _hive_values(relative: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in relative.split("/")[:-1] if "=" in part)
-
-
-def read_tree(
-    uri: str, keys: list[str], where: dict[str, str] | None = None, report: ReadReport | None = None
-) -> pd.DataFrame | None:
-    """Every Parquet file of a hive-partitioned tree as one frame, file by file.
-
-    Files whose partition values do not match ``where`` are skipped unread. A file that cannot be
-    read is counted in ``report`` (never fatal), and columns whose types differ between files (a
-    model gained a feature, an old sink wrote text) are unified by pandas rather than refused.
-    Hidden files (``.part…tmp``, a write cut short) are ignored.
-    """
-    report = report if report is not None else ReadReport()
-    fs, path = storage.filesystem(uri)
-    if fs.get_file_info(path).type == storage.pafs.FileType.NotFound:
-        return None
-    frames = []
-    for info in fs.get_file_info(storage.pafs.FileSelector(path, recursive=True)):
-        if not info.is_file or not info.path.endswith(".parquet") or info.base_name.startswith((".", "_")):
-            continue
-        relative = info.path[len(path) :].lstrip("/")
-        values = _hive_values(relative)
-        if where and any(values.get(k) != v for k, v in where.items()):
-            continue
-        report.files += 1
-        try:
-            with fs.open_input_file(info.path) as handle:
-                frame = pq.read_table(handle).to_pandas()
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            report.unreadable.append(f"{relative}: {exc}"[:300])
-            log.warning("skipping unreadable payload file %s: %s", relative, exc)
-            continue
-        for key in keys:
-            if key in values:
-                frame[key] = values[key]
-        frames.append(frame)
-    if not frames:
-        return None
-    frames = [f for f in frames if not f.empty] or frames[:1]
-    return pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-
-
 def read_partitioned(uri: str, keys: list[str], report: ReadReport | None = None) -> pd.DataFrame | None:
-    """Read a hive-partitioned tree whose files may differ in columns (see ``read_tree``)."""
+    """Read a whole hive-partitioned tree whose files may differ in columns (see ``read_tree``)."""
     return read_tree(uri, keys, None, report)
 
 
@@ -270,11 +218,15 @@ def load_window(
     report = report if report is not None else ReadReport()
     where = {"inference_service": model} | ({"model_version": str(version)} if version is not None else {})
     keys = ["inference_service", "model_version", "date", "hour"]
-    frame = read_tree(storage.join(store, "predictions"), keys, where, report)
+    keep = window_keep(where, since, until)
+    frame = read_tree(storage.join(store, "predictions"), keys, report=report, keep=keep)
     if frame is None or frame.empty:
         empty = pd.DataFrame(columns=[*META_COLUMNS, "label"])
         empty.attrs["read_report"] = report.to_dict()
         return empty
+    for column in ("request_id", "row_index"):  # a file we did not write may lack them
+        if column not in frame.columns:
+            frame[column] = pd.NA
     frame["requested_at"] = pd.to_datetime(frame["requested_at"], utc=True, errors="coerce")
     if since is not None:
         frame = frame[frame["requested_at"] >= _utc(since)]
@@ -282,21 +234,52 @@ def load_window(
         frame = frame[frame["requested_at"] < _utc(until)]
     frame = frame.drop(columns=[c for c in ("date", "hour") if c in frame.columns])
     frame["row_index"] = pd.to_numeric(frame["row_index"], errors="coerce").astype("Int64")
-    frame = frame.drop_duplicates(subset=["request_id", "row_index"], keep="first")
+    frame = _stored_once(frame, report)
     if contract is not None:
         frame = apply_contract(frame, contract, report)
     elif any(POSITIONAL.match(str(c)) for c in frame.columns):
         report.unmapped_positional += len(frame)
-    feedback = read_tree(storage.join(store, "feedback"), ["date"], None, report)
-    if feedback is not None and not feedback.empty and {"request_id", "row_index", "label"} <= set(feedback):
-        feedback["row_index"] = pd.to_numeric(feedback["row_index"], errors="coerce").astype("Int64")
-        feedback["label"] = feedback["label"].map(label_text).astype("string")
-        labels = feedback.sort_values("received_at").drop_duplicates(
-            subset=["request_id", "row_index"], keep="last"
-        )[["request_id", "row_index", "label"]]
+    labels = _latest_labels(store, since, report)
+    if labels is not None:
         frame = frame.merge(labels, on=["request_id", "row_index"], how="left")
     else:
         frame["label"] = pd.NA
-    frame = frame.sort_values(["requested_at", "request_id", "row_index"]).reset_index(drop=True)
+    frame = frame.sort_values(["requested_at", "request_id", "row_index"], kind="stable").reset_index(
+        drop=True
+    )
     frame.attrs["read_report"] = report.to_dict()
     return frame
+
+
+def _stored_once(frame: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
+    """Drop repeated (request_id, row_index) rows (a retried flush, a compaction under way).
+
+    Rows without a request_id cannot be told apart: every one is kept, and counted.
+    """
+    known = frame["request_id"].notna()
+    report.rows_without_id += int((~known).sum())
+    if known.all():
+        return frame.drop_duplicates(subset=["request_id", "row_index"], keep="first")
+    repeated = frame.duplicated(subset=["request_id", "row_index"], keep="first") & known
+    return frame[~repeated]
+
+
+def _latest_labels(store: str, since: datetime | None, report: ReadReport) -> pd.DataFrame | None:
+    """The label that counts per (request_id, row_index): the last one received (stable on ties).
+
+    Only feedback received from ``FEEDBACK_LOOKBACK`` before ``since`` on is read: a label comes
+    after the prediction it labels (the hour covers clock skew between predictor and sink).
+    """
+    keep = window_keep(None, since - FEEDBACK_LOOKBACK if since is not None else None, None)
+    feedback = read_tree(storage.join(store, "feedback"), [], report=report, keep=keep)
+    if feedback is None or feedback.empty or not {"request_id", "row_index", "label"} <= set(feedback):
+        return None
+    feedback = feedback[feedback["request_id"].notna()]
+    feedback["row_index"] = pd.to_numeric(feedback["row_index"], errors="coerce").astype("Int64")
+    feedback["label"] = feedback["label"].map(label_text).astype("string")
+    if "received_at" in feedback.columns:
+        received = pd.to_datetime(feedback["received_at"], utc=True, errors="coerce")
+        order = received.reset_index(drop=True).sort_values(kind="stable", na_position="first").index
+        feedback = feedback.iloc[order]
+    latest = feedback.drop_duplicates(subset=["request_id", "row_index"], keep="last")
+    return latest[["request_id", "row_index", "label"]]
