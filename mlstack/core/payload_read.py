@@ -51,7 +51,7 @@ def hive_values(relative: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in relative.split("/")[:-1] if "=" in part)
 
 
-def _span(values: dict[str, str]) -> tuple[datetime, datetime] | None:
+def partition_span(values: dict[str, str]) -> tuple[datetime, datetime] | None:
     """[start, end) of the time a partition's ``date`` (and ``hour``) cover; None if it names none."""
     if "date" not in values:
         return None
@@ -81,7 +81,7 @@ def window_keep(
     def keep(values: dict[str, str]) -> bool:
         if where and any(values.get(k, v) != v for k, v in where.items()):
             return False
-        span = _span(values)
+        span = partition_span(values)
         if span is None:
             return True
         start, end = span

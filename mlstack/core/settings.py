@@ -123,6 +123,9 @@ class SinkConfig(_Strict):
     # an idle keep-alive connection is closed after idle_timeout_seconds (uvicorn's default: 5)
     read_timeout_seconds: float = Field(30.0, gt=0)
     idle_timeout_seconds: int = Field(5, ge=1)
+    compact_min_age_hours: float = Field(
+        2.0, ge=0, description="`mlstack payloads compact` merges partitions whose hour ended this long ago"
+    )
 
 
 class DriftConfig(_Strict):
