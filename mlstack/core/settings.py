@@ -113,8 +113,19 @@ class SinkConfig(_Strict):
     pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
     dedup_hours: float = Field(24.0, gt=0)  # a stored ce-id is refused again for this long, then forgotten
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    # halves waiting for their partner may hold this many bytes; beyond it: 503 + Retry-After
+    # events held in memory (halves waiting for a partner, pairs waiting for a flush), each counted as
+    # its body plus its measured overhead, may total this many bytes; beyond it: 503 + Retry-After
     max_pending_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_pending_events: int = Field(
+        200_000, ge=1, description="events held in memory at most (beyond it: 503 + Retry-After)"
+    )
+    early_label_seconds: float = Field(
+        600.0, ge=0, description="a label for an id not logged yet is held this long for its pair"
+    )
+    max_early_labels: int = Field(100_000, ge=0, description="labels held for their pair at most")
+    contract_wait_seconds: float = Field(
+        1.0, ge=0, description="how long a flush waits for contract lookups under way"
+    )
     # a ce-time older than this or later than max_future_seconds is replaced by the receive time
     max_event_age_hours: float = Field(168.0, gt=0)
     max_future_seconds: float = Field(300.0, ge=0)

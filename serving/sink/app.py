@@ -2,8 +2,13 @@
 
 Answers: 200 ``{"status": "stored"|"duplicate", "id": ...}`` once the event is durable; 4xx with a
 JSON body naming the field and the rule for anything it cannot accept; 503 with ``Retry-After`` when
-the disk refuses the write or the pending-halves byte cap is reached (the event is not
-acknowledged, so KServe's logger retries). ``/healthz`` answers 503 while flushes fail.
+the disk refuses the write or the held-events bounds are reached (the event is not acknowledged,
+so KServe's logger retries). ``/healthz`` answers 503 while flushes fail, and says in its body
+whether the registry answers (``"status": "degraded"`` while it does not: events are still
+stored, so the pod stays in the Service).
+
+``POST /`` is the hot path (every request and response of every model): a plain ASGI handler
+reads the headers and body and answers directly; everything else goes through Starlette.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from datetime import UTC, datetime
 
 import orjson
 import pandas as pd
@@ -23,14 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlstack.core import payload
-from mlstack.core.labels import label_problem
-from mlstack.serving.http_errors import error_handlers, error_response, json_response
+from mlstack.serving.http_errors import error_handlers, json_response
 from mlstack.serving.sink import metrics as m
 from mlstack.serving.sink.events import EventError, TimeWindow, parse_event
+from mlstack.serving.sink.feedback import EarlyLabels, check_feedback, feedback_frame, parse_feedback
 from mlstack.serving.sink.state import Backpressure, Sink
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 def _reject(error: EventError) -> Response:
@@ -38,122 +43,70 @@ def _reject(error: EventError) -> Response:
     return json_response(error.status, error.to_dict())
 
 
-def parse_feedback(body: object) -> list[dict]:
-    """``{request_id, label[, row_index]}``, a list of them, or ``{"feedback": [...]}`` -> items.
-
-    Checks the shape only; ``check_feedback`` judges each label against what was logged.
-    """
-    if isinstance(body, dict) and "feedback" in body:
-        body = body["feedback"]
-    items = body if isinstance(body, list) else [body]
-    if not items:
-        raise EventError("body", "empty_batch", "no feedback given")
-    if len(items) > 10_000:
-        raise EventError("body", "batch_too_large", "at most 10000 feedback items per request")
-    rows = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise EventError(f"[{i}]", "wrong_type", "each feedback item must be an object")
-        request_id, label = item.get("request_id"), item.get("label")
-        row_index = item.get("row_index", 0)
-        if not isinstance(request_id, str) or not request_id or len(request_id) > 256:
-            raise EventError(
-                f"[{i}].request_id", "missing_field", "request_id (the ce-id / request id) is required"
-            )
-        if label is None or not isinstance(label, int | float | str | bool):
-            raise EventError(f"[{i}].label", "missing_field", "label must be a number, string or boolean")
-        if isinstance(label, str) and len(label) > 256:
-            raise EventError(f"[{i}].label", "invalid_label", "label is longer than 256 characters")
-        if isinstance(row_index, bool) or not isinstance(row_index, int) or not 0 <= row_index < 2**31:
-            raise EventError(f"[{i}].row_index", "wrong_type", "row_index must be a non-negative integer")
-        rows.append({"request_id": request_id, "row_index": row_index, "label": label})
-    return rows
-
-
-def check_feedback(sink: Sink, items: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(labels of logged ids, orphans): a label is checked against the model's target, a row index
-    against the rows logged; an id the sink does not know (never logged, or older than the dedup
-    window) is an orphan, kept apart so it can never be joined to the wrong prediction."""
-    known, orphans = [], []
-    for i, item in enumerate(items):
-        origin = sink.known(item["request_id"])
-        if origin is None:
-            label = item["label"]
-            problem = None if isinstance(label, str) else label_problem(label, None)
-            if problem:
-                raise EventError(f"[{i}].label", "invalid_label", problem)
-            orphans.append(item)
-            continue
-        model, version, rows = origin
-        contract = sink.contracts.get(model, version)
-        problem = label_problem(item["label"], contract.target if contract else None)
-        if problem and contract is None:
-            problem += " (the model's contract could not be read from the registry)"
-        if problem:
-            raise EventError(f"[{i}].label", "invalid_label", f"{model} version {version}: {problem}")
-        if rows and item["row_index"] >= rows:
-            raise EventError(
-                f"[{i}].row_index",
-                "row_out_of_range",
-                f"request {item['request_id']} logged {rows} row(s); row_index {item['row_index']} does not exist",
-            )
-        known.append(item)
-    return known, orphans
-
-
-def _frame(items: list[dict]) -> pd.DataFrame:
-    now = pd.Timestamp(datetime.now(UTC))
-    return pd.DataFrame(
-        {
-            "request_id": [i["request_id"] for i in items],
-            "row_index": pd.array([i["row_index"] for i in items], dtype="int64"),
-            "label": [payload.label_text(i["label"]) for i in items],
-            "received_at": [now] * len(items),
-        }
-    )
-
-
 def build_sink_app(
     sink: Sink, max_event_bytes: int = 16 * 1024 * 1024, time_window: TimeWindow | None = None
-) -> Starlette:
+):
     """The ASGI app around ``sink``; its lifespan recovers state and runs the periodic flush."""
     window = time_window or TimeWindow()
+    too_large = EventError("body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413)
 
-    async def read(request: Request) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_event_bytes:
-            raise EventError("body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
+    async def answer(send, status: int, body: dict, retry: bool = False) -> None:
+        content = orjson.dumps(body)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+        if retry:
+            headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    async def read_raw(scope, receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > max_event_bytes:
+                raise too_large
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionError("the client went away")
+            chunk = message.get("body", b"")
+            body = body + chunk if body else chunk
             if len(body) > max_event_bytes:
-                raise EventError(
-                    "body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413
-                )
-        return bytes(body)
+                raise too_large
+            more = message.get("more_body", False)
+        return body
 
-    async def receive_event(request: Request) -> Response:
+    async def receive_event(scope, receive, send) -> None:
+        """POST /: one CloudEvent, acknowledged once it is in the WAL."""
         try:
-            event = parse_event(dict(request.headers), await read(request), window)
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            event = parse_event(headers, await read_raw(scope, receive), window)
         except EventError as error:
-            return _reject(error)
+            m.REJECTED.labels(error.rule).inc()
+            return await answer(send, error.status, error.to_dict())
+        except ConnectionError:
+            return
         try:
             status = await sink.accept(event)
         except Backpressure as exc:
             m.REJECTED.labels("backpressure").inc()
-            return error_response(
-                503, "server", "backpressure", str(exc), {"Retry-After": RETRY_AFTER_SECONDS}
-            )
+            body = {"error": str(exc), "field": "server", "rule": "backpressure"}
+            return await answer(send, 503, body, retry=True)
         except OSError as exc:
             m.REJECTED.labels("wal_write").inc()
-            return error_response(
-                503,
-                "server",
-                "wal_write",
-                f"could not persist the event: {exc}",
-                {"Retry-After": RETRY_AFTER_SECONDS},
-            )
-        return json_response(200, {"status": status, "id": event.id})
+            body = {"error": f"could not persist the event: {exc}", "field": "server", "rule": "wal_write"}
+            return await answer(send, 503, body, retry=True)
+        await answer(send, 200, {"status": status, "id": event.id})
+
+    async def read(request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_event_bytes:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_event_bytes:
+                raise too_large
+        return bytes(body)
 
     async def feedback(request: Request) -> Response:
         try:
@@ -162,28 +115,41 @@ def build_sink_app(
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise EventError("body", "invalid_json", f"the body is not JSON: {exc}") from None
-            known, orphans = await asyncio.to_thread(check_feedback, sink, parse_feedback(parsed))
+            items = parse_feedback(parsed)
+            known, unknown = await asyncio.to_thread(check_feedback, sink.known, sink.contracts, items)
         except EventError as error:
             return _reject(error)
+        received = pd.Timestamp.now(tz="UTC")
         if known:
-            await asyncio.to_thread(payload.write_feedback, sink.store, _frame(known))
+            await asyncio.to_thread(payload.write_feedback, sink.store, feedback_frame(known, received))
             m.FEEDBACK.labels("stored").inc(len(known))
-        if orphans:
-            await asyncio.to_thread(payload.write_feedback, sink.store, _frame(orphans), "feedback_orphans")
-            m.FEEDBACK.labels("orphan").inc(len(orphans))
-        return json_response(200, {"stored": len(known), "orphans": len(orphans)})
+        if unknown:  # durable at once as orphans; held until their pair completes (sink.feedback)
+            await asyncio.to_thread(
+                payload.write_feedback, sink.store, feedback_frame(unknown, received), "feedback_orphans"
+            )
+            m.FEEDBACK.labels("orphan").inc(len(unknown))
+            m.FEEDBACK.labels("held").inc(sink.hold_early_labels(unknown, received))
+        return json_response(200, {"stored": len(known), "orphans": len(unknown)})
 
     async def healthz(_request: Request) -> Response:
-        body = {"pending": len(sink.pending), "ready_rows": sink.ready_rows}
+        registry = sink.contracts.registry
+        body = {"pending": len(sink.pending), "ready_rows": sink.ready_rows, "held_bytes": sink.held_bytes}
+        body |= registry.to_dict()
         if sink.flush_error is not None:
             return json_response(
                 503, {"status": "not_ready", "reason": f"flushes fail: {sink.flush_error}"} | body
             )
+        if registry.up is False:
+            reason = "the registry cannot be reached: rows are stored without contract names"
+            return json_response(200, {"status": "degraded", "reason": reason} | body)
         return json_response(200, {"status": "ok"} | body)
 
     async def metrics(_request: Request) -> Response:
         sink.update_gauges()
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def refused(_request: Request) -> Response:  # POST / never gets here (the hot path below)
+        return json_response(500, {"error": "unreachable", "field": "path", "rule": "internal_error"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -202,32 +168,66 @@ def build_sink_app(
             sink.close()
 
     routes = [
-        Route("/", receive_event, methods=["POST"]),
+        Route("/", refused, methods=["POST"]),
         Route("/feedback", feedback, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=error_handlers(log))
+    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers=error_handlers(log))
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
+            try:
+                return await receive_event(scope, receive, send)
+            except Exception as exc:  # a bug: the one JSON error shape, never a dropped connection
+                log.exception("unexpected error on POST /")
+                body = {"error": f"{type(exc).__name__}: {exc}", "field": "server", "rule": "internal_error"}
+                return await answer(send, 500, body)
+        await starlette(scope, receive, send)
+
+    return app
 
 
-def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
+def app_from_settings(settings, store: str, wal_dir: str):
     """The sink app as ``mlstack sink`` runs it: settings' limits, contracts from the configured registry."""
     from mlstack.serving.contracts import ContractCache, registry_lookup
 
     cfg = settings.sink
+    # a registry that does not answer must not hold a lookup thread for minutes (MLflow's defaults:
+    # 7 retries with backoff factor 2, 120 s timeout; mlflow/environment_variables.py at 3.17.2)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     configured: list[bool] = []
 
-    def lookup(name: str, version: str):
+    def configure() -> None:
         uri = settings.resolved_tracking_uri
         if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
             raise LookupError(f"no registry at {uri}")  # an absent SQLite registry holds no model
-        if not configured:  # MLflow is imported on the first lookup (in a flush thread), not at start
-            from mlstack.core.registry import configure
+        if not configured:  # MLflow is imported on the first lookup (in a worker thread), not at start
+            from mlstack.core.registry import configure as configure_mlflow
 
-            configure(settings)
+            configure_mlflow(settings)
             configured.append(True)
+
+    def lookup(name: str, version: str):
+        configure()
         return registry_lookup(name, version)
 
+    def probe() -> None:
+        uri = settings.resolved_tracking_uri
+        if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
+            return  # a local, empty registry: nothing to reach
+        configure()
+        from mlflow import MlflowClient
+
+        MlflowClient().search_registered_models(max_results=1)
+
+    contracts = ContractCache(
+        lookup,
+        retry_seconds=cfg.contract_retry_seconds,
+        on_outcome=lambda o: m.CONTRACT_LOOKUPS.labels(o).inc(),
+    )
+    contracts.probe(probe)
     sink = Sink(
         store,
         wal_dir,
@@ -235,8 +235,11 @@ def app_from_settings(settings, store: str, wal_dir: str) -> Starlette:
         cfg.flush_seconds,
         cfg.pair_timeout_seconds,
         cfg.dedup_hours * 3600,
-        contracts=ContractCache(lookup, retry_seconds=cfg.contract_retry_seconds),
+        contracts=contracts,
         max_pending_bytes=cfg.max_pending_bytes,
+        max_pending_events=cfg.max_pending_events,
+        early_labels=EarlyLabels(cfg.early_label_seconds, cfg.max_early_labels),
+        contract_wait_seconds=cfg.contract_wait_seconds,
     )
     window = TimeWindow(cfg.max_event_age_hours * 3600, cfg.max_future_seconds)
     return build_sink_app(sink, cfg.max_event_bytes, window)

@@ -20,12 +20,42 @@ TIME_REPLACED = Counter(
     "mlstack_sink_time_replaced", "Events whose ce-time was outside the sane window and replaced"
 )
 FEEDBACK = Counter(
-    "mlstack_sink_feedback", "Feedback labels stored, by outcome (stored, orphan)", ["outcome"]
+    "mlstack_sink_feedback",
+    "Feedback labels by outcome: stored, orphan (id not known yet), held (orphan kept until its pair),"
+    " joined_late (held, then joined), hold_full, expired_orphan, early_refused",
+    ["outcome"],
 )
 FLUSH_FAILURES = Counter("mlstack_sink_flush_failures", "Flushes that failed (the events stay in the WAL)")
 FLUSH_SECONDS = Histogram("mlstack_sink_flush_seconds", "Time to write one flush to the store")
 PENDING = Gauge("mlstack_sink_pending_events", "Accepted events waiting for their partner")
-PENDING_BYTES = Gauge("mlstack_sink_pending_bytes", "Bytes of accepted halves waiting for their partner")
+PENDING_BYTES = Gauge(
+    "mlstack_sink_pending_bytes",
+    "Bytes held by accepted halves waiting for their partner (body + per-event overhead)",
+)
+HELD_BYTES = Gauge(
+    "mlstack_sink_held_bytes",
+    "Bytes of events held in memory (waiting halves, pairs not yet flushed), counted against sink.max_pending_bytes",
+)
+HELD_EVENTS = Gauge(
+    "mlstack_sink_held_events", "Events held in memory, counted against sink.max_pending_events"
+)
+EARLY_LABELS = Gauge(
+    "mlstack_sink_early_labels",
+    "Labels held until their request/response pair completes (sink.max_early_labels)",
+)
+REGISTRY_UP = Gauge(
+    "mlstack_sink_registry_up",
+    "1 when the registry answered the last contract lookup or probe, 0 when it could not be reached, -1 before any",
+)
+REGISTRY_FAILURES = Gauge(
+    "mlstack_sink_registry_failures",
+    "Contract lookups and probes that could not reach the registry, since start",
+)
+CONTRACT_LOOKUPS = Counter(
+    "mlstack_sink_contract_lookups",
+    "Contract lookups done in the background, by outcome (found, not_found, registry_error)",
+    ["outcome"],
+)
 WAL_BYTES = Gauge("mlstack_sink_wal_bytes", "Bytes in the write-ahead log's segments")
 OLDEST_UNFLUSHED = Gauge(
     "mlstack_sink_oldest_unflushed_seconds", "Age of the oldest accepted event not yet in the store"

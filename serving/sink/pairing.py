@@ -20,21 +20,8 @@ from mlstack.serving.protocol import RequestError, parse_unnamed, parse_v1, pars
 from mlstack.serving.sink.events import MAX_ROWS, Event, EventError
 
 
-def instance_count(body: dict) -> int:
-    """Rows a request body claims (cheap, for flush sizing and /feedback row checks); 0 if unclear."""
-    instances = body.get("instances")
-    if isinstance(instances, list):
-        return len(instances)
-    inputs = body.get("inputs")
-    if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict):
-        shape = inputs[0].get("shape")
-        if isinstance(shape, list) and shape and isinstance(shape[0], int):
-            return shape[0]
-    return 0
-
-
 def is_model_error(response: Event) -> bool:
-    return "error" in response.body and "predictions" not in response.body and "outputs" not in response.body
+    return response.is_error
 
 
 def _flat(data: Any):
@@ -65,10 +52,7 @@ def _response_outputs(body: dict) -> tuple[list, list | None, str | None, str | 
 
 def response_version(response: Event) -> tuple[str, str]:
     """(model name, model version) a response names (defaults: the service name, ``unknown``)."""
-    body = response.body
-    name = body.get("model_name") if isinstance(body.get("model_name"), str) else None
-    version = body.get("model_version")
-    return str(name or response.inference_service), str(version if version is not None else "unknown")
+    return response.model_name or response.inference_service, response.model_version or "unknown"
 
 
 def _number(value: Any) -> float | None:
@@ -133,7 +117,7 @@ def pair_rows(
     Times stay ISO strings here (cheap per event); ``rows_frame`` converts a whole flush at once.
     """
     columns, count = request_columns(request, contract)
-    predictions, probabilities, _, _ = _response_outputs(response.body)
+    predictions, probabilities, _, _ = _response_outputs(response.body)  # parsed here, in the flush
     model_name, model_version = response_version(response)
     if not isinstance(predictions, list) or len(predictions) != count:
         raise EventError(

@@ -11,8 +11,9 @@ Layout under the WAL directory (a local disk; a PVC in the cluster):
 - ``intent-<n>.json``: ids a flush is about to write; present after a crash mid-flush, so recovery
   can check the store instead of writing those rows twice.
 
-Appends are group-committed: concurrent requests queue their lines, one writer writes them all and
-calls fsync once, then every waiting request is answered. Durability per event, throughput per batch.
+Appends are group-committed: concurrent requests queue their lines, one writer thread writes them
+all and calls fdatasync once, then every waiting request is answered (one callback into the event
+loop per batch). Durability per event, throughput per batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +46,12 @@ class WriteAheadLog:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._queue: list[tuple[str, bytes, asyncio.Future]] = []
-        self._wake: asyncio.Event | None = None
-        self._writer: asyncio.Task | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._writing: set[int] = set()  # segments written to whose ids the loop has not recorded yet
         self.segment_ids: dict[int, set[str]] = {}
         existing = self.segments()
         self.current = (existing[-1] + 1) if existing else 1
@@ -94,7 +100,7 @@ class WriteAheadLog:
                 origins[parts[0]] = parts[2]
         return done
 
-    def intents(self) -> list[tuple[Path, list[str]]]:
+    def intents(self) -> list[tuple[Path, list[str] | dict]]:
         found = []
         for path in sorted(self.directory.glob("intent-*.json")):
             try:
@@ -105,42 +111,58 @@ class WriteAheadLog:
 
     # ------------------------------------------------------------------ appends
 
-    async def append(self, record: dict) -> None:
-        """Return once ``record`` is fsync'd to the current segment."""
-        if self._writer is None:
-            self._wake = asyncio.Event()
-            self._writer = asyncio.create_task(self._write_loop())
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((record["id"], orjson.dumps(record) + b"\n", future))
-        assert self._wake is not None  # created with the writer above
-        self._wake.set()
+    async def append(self, event_id: str, record: dict) -> None:
+        """Return once ``record`` is fdatasync'd to the current segment."""
+        line = orjson.dumps(record) + b"\n"
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self._writer is None:
+                self._loop = loop
+                self._writer = threading.Thread(target=self._write_loop, name="wal-writer", daemon=True)
+                self._writer.start()
+            self._queue.append((event_id, line, future))
+            self._wake.notify()
         await future
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None  # append() creates it before starting this loop
+    def _write_loop(self) -> None:
+        """The writer thread: take everything queued, write it, fdatasync once, answer the batch."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
                 batch, self._queue = self._queue, []
                 if self._handle_number != self.current:  # rotate() asked for a new segment
                     self._handle.close()
                     self._handle = self._open(self.current)
                     self._handle_number = self.current
-                self.segment_ids.setdefault(self._handle_number, set()).update(i for i, _, _ in batch)
-                try:
-                    await asyncio.to_thread(
-                        self._write_sync, self._handle, b"".join(line for _, line, _ in batch)
-                    )
-                except Exception as exc:  # disk full, I/O error: every waiter fails, none is acknowledged
-                    log.error("WAL write failed: %s", exc)
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                number = self._handle_number
+                self._writing.add(number)
+            error: Exception | None = None
+            try:
+                self._write_sync(self._handle, b"".join(line for _, line, _ in batch))
+            except Exception as exc:  # disk full, I/O error: every waiter fails, none is acknowledged
+                log.error("WAL write failed: %s", exc)
+                error = exc
+            assert self._loop is not None  # set with the writer
+            self._loop.call_soon_threadsafe(self._answer, number, batch, error)
+            del batch  # the lines must not outlive their answer while this thread waits
+
+    def _answer(self, number: int, batch: list, error: Exception | None) -> None:
+        """In the event loop: record which segment holds the batch's ids, then answer its waiters."""
+        if error is None:
+            self.segment_ids.setdefault(number, set()).update(i for i, _, _ in batch)
+        with self._lock:
+            self._writing.discard(number)
+        for _, _, future in batch:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
     def _open(self, number: int):
         handle = open(self.directory / f"segment-{number:08d}.jsonl", "ab")
@@ -155,15 +177,17 @@ class WriteAheadLog:
 
     def rotate(self) -> None:
         """Send events from now on to a new segment (the writer switches before its next write)."""
-        self.current += 1
+        with self._lock:
+            self.current += 1
         self.segment_ids.setdefault(self.current, set())
 
     # ------------------------------------------------------------------ flush bookkeeping
 
-    def write_intent(self, number: int, ids: list[str]) -> Path:
+    def write_intent(self, number: int, ids: list[str], partitions: list[str], day: str) -> Path:
+        """Announce a flush: its ids, the partitions (``isvc/version/date/hour``) it writes, its day."""
         path = self.directory / f"intent-{number:08d}.json"
         with open(path, "wb") as handle:
-            handle.write(orjson.dumps(ids))
+            handle.write(orjson.dumps({"ids": ids, "partitions": partitions, "day": day}))
             handle.flush()
             os.fsync(handle.fileno())
         _fsync_dir(self.directory)
@@ -230,12 +254,17 @@ class WriteAheadLog:
 
     def drop_finished_segments(self, resolved) -> None:
         """Delete closed segments whose every event is stored (or dead-lettered)."""
+        with self._lock:
+            busy = {self.current, self._handle_number, *self._writing}
         for number, ids in list(self.segment_ids.items()):
-            if number not in (self.current, self._handle_number) and ids <= resolved:
+            if number not in busy and ids <= resolved:
                 (self.directory / f"segment-{number:08d}.jsonl").unlink(missing_ok=True)
                 del self.segment_ids[number]
 
     def close(self) -> None:
-        self._handle.close()
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
         if self._writer is not None:
-            self._writer.cancel()
+            self._writer.join(timeout=10)
+        self._handle.close()

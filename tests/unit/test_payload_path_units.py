@@ -143,15 +143,23 @@ def test_a_pair_the_store_refuses_is_quarantined_and_the_rest_stored(tmp_path, m
 
 
 def test_the_byte_cap_refuses_a_lonely_half_but_takes_a_partner(tmp_path):
-    sink = Sink(str(tmp_path / "store"), str(tmp_path / "wal"), max_pending_bytes=2048)
+    """Each held event counts as its body plus EVENT_OVERHEAD; a pair is held until its flush."""
+    from mlstack.serving.sink.state import EVENT_OVERHEAD
+
+    big = {"instances": [[1.0] * 300]}
+    cost = len(orjson.dumps(big)) + EVENT_OVERHEAD
+    sink = Sink(str(tmp_path / "store"), str(tmp_path / "wal"), max_pending_bytes=int(1.7 * cost))
 
     async def scenario():
-        big = {"instances": [[1.0] * 300]}
         assert await sink.accept(_event("a", "request", big)) == "stored"
         with pytest.raises(Backpressure):
             await sink.accept(_event("b", "request", big))
         assert await sink.accept(_event("a", "response", {"predictions": [1]})) == "stored"
         assert sink.pending_bytes == 0
+        with pytest.raises(Backpressure):  # the pair is still in memory until it is flushed
+            await sink.accept(_event("b", "request", big))
+        await sink.flush()
+        assert sink.held_bytes == 0 and sink.held_events == 0
         assert await sink.accept(_event("b", "request", big)) == "stored"
         sink.close()
 
