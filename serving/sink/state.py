@@ -28,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
+
+import pandas as pd
 
 from mlstack.serving.contracts import ContractCache
 from mlstack.serving.sink import metrics as m
@@ -125,8 +127,40 @@ class Sink:
             replayed += 1
         self.wal.drop_finished_segments(self.done.keys())
         self.done = self.wal.forget_before(self.done, time.time() - self.dedup_seconds, self.origins)
-        log.info("sink recovered: %d ids done, %d events replayed", len(self.done), replayed)
+        held = self._recover_early_labels()
+        log.info(
+            "sink recovered: %d ids done, %d events replayed, %d early labels held",
+            len(self.done),
+            replayed,
+            held,
+        )
         return replayed
+
+    def _recover_early_labels(self) -> int:
+        """Labels stored as orphans within the hold period: held again (or joined, if paired meanwhile)."""
+        if self.early.hold_seconds <= 0 or self.early.max_labels <= 0:
+            return 0
+        from mlstack.core import payload
+        from mlstack.core.payload_read import window_keep
+
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=self.early.hold_seconds)
+        frame = payload.read_tree(
+            f"{self.store.rstrip('/')}/feedback_orphans", [], keep=window_keep(None, since, None)
+        )
+        if frame is None or frame.empty:
+            return 0
+        frame = frame[pd.to_datetime(frame["received_at"], utc=True) >= since]
+        for received, group in frame.groupby("received_at", sort=True):
+            items = [
+                {"request_id": r.request_id, "row_index": int(r.row_index), "label": r.label}
+                for r in group.itertuples(index=False)
+            ]
+            age = (now - pd.Timestamp(received)).total_seconds()
+            adopt = [i for i in items if self.known(i["request_id"]) is not None]
+            self.adopted += [i | {"received_at": received} for i in adopt]
+            self.early.hold([i for i in items if self.known(i["request_id"]) is None], received, age)
+        return self.early.count + len(self.adopted)
 
     # ------------------------------------------------------------------ accepting
 
