@@ -151,7 +151,8 @@ class Sink:
         if frame is None or frame.empty:
             return 0
         frame = frame[pd.to_datetime(frame["received_at"], utc=True) >= since]
-        for received, group in frame.groupby("received_at", sort=True):
+        groups = sorted(frame.groupby("received_at"), key=lambda g: g[0], reverse=True)
+        for received, group in groups:  # the newest first: they fill a bounded hold first
             items = [
                 {"request_id": r.request_id, "row_index": int(r.row_index), "label": r.label}
                 for r in group.itertuples(index=False)
