@@ -197,6 +197,11 @@ class ContractCache:
             state.error,
         )
 
+    def looking_up(self, model: str, version: str) -> bool:
+        """Whether a lookup of this version is under way."""
+        with self._lock:
+            return (model, version) in self._inflight
+
     def pending(self) -> int:
         with self._lock:
             return len(self._inflight)

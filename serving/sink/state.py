@@ -69,7 +69,7 @@ class Sink:
         max_pending_bytes: int = 256 * 1024 * 1024,
         max_pending_events: int = 200_000,
         early_labels: EarlyLabels | None = None,
-        contract_wait_seconds: float = 1.0,
+        contract_wait_seconds: float = 30.0,
     ):
         self.store = store
         self.dedup_seconds = dedup_seconds  # how long a stored ce-id is remembered (and refused again)
@@ -123,6 +123,8 @@ class Sink:
             if event.id in self.done or (event.id, event.kind) in self.accepted:
                 continue
             self.accepted.add((event.id, event.kind))
+            if event.kind == "response":
+                self._prefetch(event)
             self._add(event)
             replayed += 1
         self.wal.drop_finished_segments(self.done.keys())
@@ -201,6 +203,8 @@ class Sink:
             m.EVENTS.labels(event.kind, "duplicate").inc()
             return "duplicate"
         self._room(event.size + EVENT_OVERHEAD, event.id in self.pending)
+        if event.kind == "response":  # its contract is looked up in the background, during the fsync
+            self._prefetch(event)
         future = asyncio.get_running_loop().create_future()
         self.inflight[key] = future
         try:
@@ -221,18 +225,19 @@ class Sink:
             self.schedule_flush()
         return "stored"
 
+    def _prefetch(self, response: Event) -> None:
+        version = (response.model_name or response.inference_service, response.model_version or "unknown")
+        if version not in self._asked:
+            if len(self._asked) > 10_000:
+                self._asked.clear()
+            self._asked.add(version)
+            self.contracts.prefetch(*version)
+
     def _add(self, event: Event) -> None:
         self.unflushed_since.setdefault(event.id, time.monotonic())
         cost = event.size + EVENT_OVERHEAD
         self.held_bytes += cost
         self.held_events += 1
-        if event.kind == "response":
-            version = (event.model_name or event.inference_service, event.model_version or "unknown")
-            if version not in self._asked:  # the contract is looked up now, in the background
-                if len(self._asked) > 10_000:
-                    self._asked.clear()
-                self._asked.add(version)
-                self.contracts.prefetch(*version)
         halves = self.pending.get(event.id)
         if halves is None or event.kind in halves:
             self.pending.setdefault(event.id, {})[event.kind] = event
@@ -324,7 +329,8 @@ class Sink:
         """Write ready rows (and kept events, and labels that waited for them) to the store; returns rows written."""
         async with self._flush_lock:
             self._expire(everything)
-            batch, self.ready, self.ready_rows = self.ready, [], 0
+            batch, self.ready = self._due(everything)
+            self.ready_rows = sum(max(r.rows, 1) for _, r, _ in self.ready)
             dead, self.dead = self.dead, []
             adopted, self.adopted = self.adopted, []
             if not batch and not dead and not adopted:
@@ -335,7 +341,7 @@ class Sink:
             day = datetime.now(UTC).strftime("%Y-%m-%d")
             intent = self.wal.write_intent(int(time.time() * 1000), ids, partitions, day)
             started = time.perf_counter()
-            until = time.monotonic() + self.contract_wait
+            until = time.monotonic()  # lookups under way were waited for by leaving their pairs in ready
             try:
                 written = await asyncio.to_thread(
                     store_io.write_batch, self.store, batch, dead, self.contracts, until, self.flush_rows
@@ -378,6 +384,20 @@ class Sink:
             m.ROWS.inc(written)
             await self._write_adopted(adopted, until)
             return written
+
+    def _due(self, everything: bool) -> tuple[list[PAIR], list[PAIR]]:
+        """(pairs to write now, pairs left for a later flush): a pair whose version's contract is
+        being looked up waits for it, up to ``contract_wait_seconds`` after it was accepted."""
+        if everything or not self.ready:
+            return self.ready, []
+        now, due, later = time.monotonic(), [], []
+        for pair in self.ready:
+            response = pair[2]
+            model = response.model_name or response.inference_service
+            waiting = self.contracts.looking_up(model, response.model_version or "unknown")
+            young = now - self.unflushed_since.get(pair[0], now) < self.contract_wait
+            (later if waiting and young else due).append(pair)
+        return due, later
 
     async def _write_adopted(self, adopted: list[dict], until: float) -> None:
         """Early labels whose pair is stored now: checked like any label, then written to feedback/."""

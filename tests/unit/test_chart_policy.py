@@ -289,7 +289,8 @@ def test_postgres_is_reachable_only_from_mlflow(chart_default):
 def test_object_store_egress_follows_the_values(chart_default, chart_kind):
     def s3_rule(objects):
         policy = next(p for p in by_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "mlstack-sink")
-        (rule,) = policy["spec"]["egress"]
+        to_mlflow, rule = policy["spec"]["egress"]  # the registry (contract lookups), then S3
+        assert to_mlflow["ports"] == [{"protocol": "TCP", "port": 5000}]
         return rule
 
     external = s3_rule(chart_default)

@@ -24,7 +24,10 @@ ROW = [None if v != v else v for v in generate(1, seed=4)[CONTRACT.feature_names
 
 def _pair(ce_id: str, version: str):
     headers = {"ce-id": ce_id, "ce-inferenceservicename": "loans", "ce-namespace": "ml"}
-    request = parse_event(headers | {"ce-type": REQUEST_TYPE}, orjson.dumps({"instances": [ROW]}, option=orjson.OPT_SERIALIZE_NUMPY))
+    request = parse_event(
+        headers | {"ce-type": REQUEST_TYPE},
+        orjson.dumps({"instances": [ROW]}, option=orjson.OPT_SERIALIZE_NUMPY),
+    )
     response = parse_event(
         headers | {"ce-type": RESPONSE_TYPE},
         orjson.dumps({"predictions": [1], "model_name": "loans", "model_version": version}),
@@ -32,15 +35,21 @@ def _pair(ce_id: str, version: str):
     return request, response
 
 
+async def _flush_when_looked_up(sink: Sink) -> int:
+    deadline = time.monotonic() + 30
+    while sink.contracts.pending() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return await sink.flush()
+
+
 def test_a_registry_that_hangs_never_stalls_the_flush(tmp_path):
-    """200 pairs across 200 versions, every lookup hanging: the flush writes them all at once
-    (today's code: the flush waits for each version's lookup in turn, here forever)."""
+    """200 pairs across 200 versions, every lookup hanging: the flush returns at once, the pairs
+    wait (bounded) for their contracts, and once the registry answers they are written under the
+    contract's names (today's code: the flush waits for each version's lookup in turn, here forever)."""
     release = threading.Event()
-    asked: list[tuple[str, str]] = []
     threads: set[str] = set()
 
     def lookup(model: str, version: str):
-        asked.append((model, version))
         threads.add(threading.current_thread().name)
         release.wait(60)
         return CONTRACT
@@ -52,19 +61,38 @@ def test_a_registry_that_hangs_never_stalls_the_flush(tmp_path):
         for i in range(200):
             for event in _pair(f"id-{i}", str(i + 1)):
                 await sink.accept(event)
-        started = time.monotonic()
         try:
-            written = await asyncio.wait_for(sink.flush(), timeout=30)
+            first = await asyncio.wait_for(sink.flush(), timeout=30)
         finally:
             release.set()  # a flush stuck on the registry fails here, not in a thread that never ends
-        return written, time.monotonic() - started
+        deadline = time.monotonic() + 30
+        while cache.pending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return first, await sink.flush()
 
-    written, seconds = asyncio.run(scenario())
-    assert written == 200, written
+    first, second = asyncio.run(scenario())
+    assert (first, second) == (0, 200)
     assert threads and all(name.startswith("contract-lookup") for name in threads), threads
     rows = payload.read_partitioned(str(tmp_path / "store" / "predictions"), ["model_version"])
-    assert len(rows) == 200 and "input_0" in rows.columns  # stored; named later by load_window's contract
-    print(f"flush of 200 versions (200 files) with a hanging registry: {seconds:.2f} s; {len(asked)} lookups")
+    assert len(rows) == 200 and "age" in rows.columns and "input_0" not in rows.columns
+    sink.close()
+
+
+def test_a_pair_waits_for_its_contract_at_most_contract_wait_seconds(tmp_path):
+    release = threading.Event()
+    cache = ContractCache(lambda m, v: release.wait(60) and CONTRACT)
+    sink = Sink(str(tmp_path / "store"), str(tmp_path / "wal"), contracts=cache, contract_wait_seconds=0.3)
+
+    async def scenario():
+        for event in _pair("id-0", "1"):
+            await sink.accept(event)
+        await asyncio.sleep(0.4)
+        return await sink.flush()
+
+    try:
+        assert asyncio.run(scenario()) == 1  # written without names: load_window names them later
+    finally:
+        release.set()
     sink.close()
 
 
@@ -82,9 +110,10 @@ def test_contracts_looked_up_as_events_arrive_name_the_rows_of_the_first_flush(t
         for i in range(20):
             for event in _pair(f"id-{i}", str(i % 5 + 1)):
                 await sink.accept(event)
-        return await sink.flush()
+        return await sink.flush(), await _flush_when_looked_up(sink)
 
-    assert asyncio.run(scenario()) == 20
+    first, later = asyncio.run(scenario())
+    assert first + later == 20
     rows = payload.read_partitioned(str(tmp_path / "store" / "predictions"), ["model_version"])
     assert "age" in rows.columns and "input_0" not in rows.columns
     assert len(calls) == 5  # one lookup per version, not per pair or per flush
