@@ -164,6 +164,10 @@ $(MLSERVER_VENV)/bin/mlserver:
 bench-serving: setup $(MLSERVER_VENV)/bin/mlserver ## Both engines (onnx, sklearn), lean + kserve.ModelServer vs MLServer 1.7.1 (stock + batching) vs mlflow serve, pinned cores, plus sink -> bench/results/serving.{json,md} (BENCH_QUICK=1: a 5-min check)
 	$(PY) bench/serving_bench.py
 
+.PHONY: bench-sink
+bench-sink: setup ## Sink ingest (events/s, p99 at ~5k/s), RSS under unpaired floods vs the chart limit, a 1 h window over 30 days of partitions -> bench/results/sink.{json,md}
+	$(PY) bench/sink_bench.py
+
 .PHONY: bench-batch
 bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
 	$(PY) bench/batch_bench.py
@@ -177,7 +181,7 @@ bench-stream: setup $(if $(MVN),test-kafka) ## mlstack stream exactly/at least o
 	$(PY) bench/stream_bench.py
 
 .PHONY: bench
-bench: bench-serving bench-drift bench-batch bench-stream ## Run every benchmark, then write bench/results/summary.md
+bench: bench-serving bench-sink bench-drift bench-batch bench-stream ## Run every benchmark, then write bench/results/summary.md
 	$(PY) bench/summarize.py
 
 ##@ Cluster
