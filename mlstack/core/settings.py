@@ -124,7 +124,9 @@ class SinkConfig(_Strict):
     )
     max_early_labels: int = Field(100_000, ge=0, description="labels held for their pair at most")
     contract_wait_seconds: float = Field(
-        30.0, ge=0, description="a pair whose contract is being looked up waits this long for it, then is written"
+        30.0,
+        ge=0,
+        description="a pair whose contract is being looked up waits this long for it, then is written",
     )
     # a ce-time older than this or later than max_future_seconds is replaced by the receive time
     max_event_age_hours: float = Field(168.0, gt=0)

@@ -107,6 +107,29 @@ def check_feedback(
     return stored, unknown
 
 
+def write_adopted(
+    store: str, known: Origin, contracts: ContractCache, adopted: list[dict], until: float
+) -> int:
+    """Early labels whose pair is stored now: checked like any label, the good ones written to
+    ``feedback/`` with the time they were received; returns how many (run in a worker thread)."""
+    import logging
+
+    good = []
+    for item in adopted:
+        origin = known(item["request_id"])
+        problem = label_error(item, origin, contracts, until) if origin else "its pair is not stored"
+        if problem:
+            m.FEEDBACK.labels("early_refused").inc()
+            logging.getLogger(__name__).warning(
+                "an early label for %s stays an orphan: %s", item["request_id"], problem
+            )
+        else:
+            good.append(item)
+    if good:
+        payload.write_feedback(store, feedback_frame(good))
+    return len(good)
+
+
 def feedback_frame(items: list[dict], received_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """Feedback rows; items without their own ``received_at`` get ``received_at`` (default: now)."""
     now = received_at if received_at is not None else pd.Timestamp(datetime.now(UTC))

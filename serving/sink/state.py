@@ -28,16 +28,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
-
-import pandas as pd
 
 from mlstack.serving.contracts import ContractCache
 from mlstack.serving.sink import metrics as m
 from mlstack.serving.sink import store_io
 from mlstack.serving.sink.events import Event
-from mlstack.serving.sink.feedback import EarlyLabels, feedback_frame, label_error
+from mlstack.serving.sink.feedback import EarlyLabels, write_adopted
 from mlstack.serving.sink.store_io import PAIR, partition_of
 from mlstack.serving.sink.wal import WriteAheadLog
 
@@ -108,62 +106,9 @@ class Sink:
 
     def recover(self) -> int:
         """Rebuild state from the WAL after a restart; returns the number of events replayed."""
-        self.done = self.wal.done_ids(self.origins)
-        for intent, content in self.wal.intents():
-            ids, partitions, day = _intent_parts(content)
-            stored = store_io.stored_ids(self.store, ids, partitions, day)
-            log.info(
-                "recovering flush %s: %d of %d ids already in the store", intent.name, len(stored), len(ids)
-            )
-            self.wal.mark_done(sorted(stored), intent)
-            self.done.update(dict.fromkeys(stored, time.time()))
-        replayed = 0
-        for _, record in self.wal.replay():
-            event = Event.from_record(record)
-            if event.id in self.done or (event.id, event.kind) in self.accepted:
-                continue
-            self.accepted.add((event.id, event.kind))
-            if event.kind == "response":
-                self._prefetch(event)
-            self._add(event)
-            replayed += 1
-        self.wal.drop_finished_segments(self.done.keys())
-        self.done = self.wal.forget_before(self.done, time.time() - self.dedup_seconds, self.origins)
-        held = self._recover_early_labels()
-        log.info(
-            "sink recovered: %d ids done, %d events replayed, %d early labels held",
-            len(self.done),
-            replayed,
-            held,
-        )
-        return replayed
+        from mlstack.serving.sink.recovery import recover
 
-    def _recover_early_labels(self) -> int:
-        """Labels stored as orphans within the hold period: held again (or joined, if paired meanwhile)."""
-        if self.early.hold_seconds <= 0 or self.early.max_labels <= 0:
-            return 0
-        from mlstack.core import payload
-        from mlstack.core.payload_read import window_keep
-
-        now = datetime.now(UTC)
-        since = now - timedelta(seconds=self.early.hold_seconds)
-        frame = payload.read_tree(
-            f"{self.store.rstrip('/')}/feedback_orphans", [], keep=window_keep(None, since, None)
-        )
-        if frame is None or frame.empty:
-            return 0
-        frame = frame[pd.to_datetime(frame["received_at"], utc=True) >= since]
-        groups = sorted(frame.groupby("received_at"), key=lambda g: g[0], reverse=True)
-        for received, group in groups:  # the newest first: they fill a bounded hold first
-            items = [
-                {"request_id": r.request_id, "row_index": int(r.row_index), "label": r.label}
-                for r in group.itertuples(index=False)
-            ]
-            age = (now - pd.Timestamp(received)).total_seconds()
-            adopt = [i for i in items if self.known(i["request_id"]) is not None]
-            self.adopted += [i | {"received_at": received} for i in adopt]
-            self.early.hold([i for i in items if self.known(i["request_id"]) is None], received, age)
-        return self.early.count + len(self.adopted)
+        return recover(self)
 
     # ------------------------------------------------------------------ accepting
 
@@ -390,7 +335,9 @@ class Sink:
         being looked up waits for it, up to ``contract_wait_seconds`` after it was accepted."""
         if everything or not self.ready:
             return self.ready, []
-        now, due, later = time.monotonic(), [], []
+        now = time.monotonic()
+        due: list[PAIR] = []
+        later: list[PAIR] = []
         for pair in self.ready:
             response = pair[2]
             model = response.model_name or response.inference_service
@@ -404,36 +351,15 @@ class Sink:
         if not adopted:
             return
         try:
-            written = await asyncio.to_thread(self._adopt, adopted, until)
+            written = await asyncio.to_thread(
+                write_adopted, self.store, self.known, self.contracts, adopted, until
+            )
         except Exception:
             log.exception("could not write %d early labels; the next flush retries", len(adopted))
             self.adopted = adopted + self.adopted
             return
         m.FEEDBACK.labels("joined_late").inc(written)
 
-    def _adopt(self, adopted: list[dict], until: float) -> int:
-        from mlstack.core import payload
-
-        good = []
-        for item in adopted:
-            origin = self.known(item["request_id"])
-            problem = label_error(item, origin, self.contracts, until) if origin else "its pair is not stored"
-            if problem:
-                m.FEEDBACK.labels("early_refused").inc()
-                log.warning("an early label for %s stays an orphan: %s", item["request_id"], problem)
-            else:
-                good.append(item)
-        if good:
-            payload.write_feedback(self.store, feedback_frame(good))
-        return len(good)
-
     def close(self) -> None:
         self.wal.close()
         self.contracts.close()
-
-
-def _intent_parts(content) -> tuple[list[str], list[str] | None, str | None]:
-    """(ids, partitions or None, first day of kept events or None) of an intent, old or new format."""
-    if isinstance(content, list):  # written before intents named their partitions
-        return content, None, None
-    return content["ids"], content.get("partitions"), content.get("day")
