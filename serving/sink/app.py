@@ -162,7 +162,7 @@ def build_sink_app(
             stop.set()
             await periodic  # lets a flush under way finish
             try:
-                await sink.flush()
+                await sink.flush(final=True)
             except Exception:
                 log.exception("final flush failed; events stay in the WAL for the next start")
             sink.close()

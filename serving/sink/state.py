@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # pending/accepted/first_seen/unflushed/WAL-segment indexes. Measured with tracemalloc on 200,000
 # unpaired 19-byte requests in one process: RSS grew 938 bytes per event (a 218 KB body: 220 KB).
 EVENT_OVERHEAD = 1100
+FINAL_CONTRACT_WAIT = 10.0  # within the pod's 30 s termination grace period
 PARTNER_ALLOWANCE = 1.25  # a partner completes a pair: taken until the bounds times this
 
 
@@ -270,11 +271,15 @@ class Sink:
         m.PENDING.set(len(self.pending))
         m.PENDING_BYTES.set(self.pending_bytes)
 
-    async def flush(self, everything: bool = False) -> int:
-        """Write ready rows (and kept events, and labels that waited for them) to the store; returns rows written."""
+    async def flush(self, everything: bool = False, final: bool = False) -> int:
+        """Write ready rows (and kept events, and labels that waited for them) to the store; returns rows written.
+
+        ``final`` (at shutdown): write every ready pair, waiting for contract lookups under way;
+        ``everything`` also moves halves still waiting for a partner to ``unpaired/``.
+        """
         async with self._flush_lock:
             self._expire(everything)
-            batch, self.ready = self._due(everything)
+            batch, self.ready = self._due(everything or final)
             self.ready_rows = sum(max(r.rows, 1) for _, r, _ in self.ready)
             dead, self.dead = self.dead, []
             adopted, self.adopted = self.adopted, []
@@ -286,7 +291,10 @@ class Sink:
             day = datetime.now(UTC).strftime("%Y-%m-%d")
             intent = self.wal.write_intent(int(time.time() * 1000), ids, partitions, day)
             started = time.perf_counter()
-            until = time.monotonic()  # lookups under way were waited for by leaving their pairs in ready
+            # lookups under way are waited for by leaving their pairs in ready; the last flush (at
+            # shutdown) cannot leave them, so it waits for them, at most FINAL_CONTRACT_WAIT seconds
+            last = everything or final
+            until = time.monotonic() + (min(self.contract_wait, FINAL_CONTRACT_WAIT) if last else 0.0)
             try:
                 written = await asyncio.to_thread(
                     store_io.write_batch, self.store, batch, dead, self.contracts, until, self.flush_rows
