@@ -185,10 +185,11 @@ def _names_binary_tensors(head: bytes, key: str) -> bool:
     )
 
 
-def _payload(headers: dict[str, str], body: bytes, kind: str) -> object:
-    """The event body as JSON; a binary-extension body (Open Inference v2) as the JSON it stands for."""
+def _payload(headers: dict[str, str], body: bytes, kind: str) -> tuple[object, bool]:
+    """(the event body as JSON, whether it was JSON): a binary-extension body (Open Inference v2)
+    becomes the JSON it stands for."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError as exc:
         problem = f"the event body is not JSON: {exc}"
     key = "inputs" if kind == "request" else "outputs"
@@ -196,7 +197,7 @@ def _payload(headers: dict[str, str], body: bytes, kind: str) -> object:
         length = _binary_header_length(headers, body)
         if length is None or length == len(body) or not _names_binary_tensors(body[:length], key):
             raise EventError("body", "invalid_json", problem)  # JSON with trailing bytes, not the extension
-        return binary.decode(body, length, key)
+        return binary.decode(body, length, key), False
     except RequestError as error:
         raise EventError(f"body.{error.field}", error.rule, error.message) from None
 
@@ -240,7 +241,7 @@ def parse_event(
     except names.NameError_ as exc:
         raise EventError(exc.field, "invalid_name", exc.message) from None
     stamp, replaced = event_time(headers.get("ce-time"), now, window or TimeWindow())
-    payload = _payload(headers, body, kind)
+    payload, was_json = _payload(headers, body, kind)
     if not isinstance(payload, dict):
         raise EventError("body", "wrong_type", "the event body must be a JSON object (a v1 or v2 payload)")
     if kind == "request" and "instances" not in payload and "inputs" not in payload:
@@ -265,7 +266,12 @@ def parse_event(
             raise EventError(
                 "body.model_name", "wrong_type", "model_name must be a string of at most 253 characters"
             )
-    raw = body if b"\n" not in body and b"\r" not in body else body.replace(b"\n", b" ").replace(b"\r", b" ")
+    if not was_json:  # kept (and written to the WAL) as the JSON the binary body stands for
+        raw = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    elif b"\n" in body or b"\r" in body:
+        raw = body.replace(b"\n", b" ").replace(b"\r", b" ")
+    else:
+        raw = body
     event = Event(
         id=event_id,
         kind=kind,
