@@ -229,6 +229,15 @@ def test_sink_contract(chart_default):
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
+def test_both_halves_of_a_prediction_reach_the_same_sink_replica(chart_default):
+    # the sink pairs a request with its response in memory; with more than one replica the Service
+    # must send every event from one predictor pod to one sink pod
+    sink = named(chart_default, "StatefulSet", "mlstack-sink")
+    assert sink["spec"]["replicas"] > 1
+    service = named(chart_default, "Service", "mlstack-sink")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+
+
 def test_drift_cronjob_contract(chart_default):
     job = named(chart_default, "CronJob", "mlstack-drift-loan-default")
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
