@@ -96,12 +96,15 @@ def serve_version(
     kserve_client=None,
     aliases: dict[str, str] | None = None,
     apply_aliases: Callable[[list[rollout.AliasOp]], list[str]] | None = None,
+    locate: Callable[[dict], str] | None = None,
 ) -> dict:
     """Make ``inference_service`` serve ``model_version``: create it, start a canary, or nothing.
 
     Refuses (CheckFailed) while another canary is in flight or the service is still rolling out.
     ``apply_aliases`` moves the MLflow aliases once the API accepted the change (as ``kubectl model``
-    does). Returns what was done, for the step's output (``move`` is the rollout move's kind).
+    does). Without ``storage_uri``, ``locate`` finds it from the service (or the chart's template when
+    there is none yet): the object says where its registry keeps artifacts. Returns what was done,
+    for the step's output (``move`` is the rollout move's kind).
     """
     import kserve
     from kserve import KServeClient
@@ -110,6 +113,9 @@ def serve_version(
     client = kserve_client or KServeClient()
     current = _current(client, inference_service, namespace)
     template = None if current is not None else _template(client, inference_service, namespace)
+    source = current if current is not None else template
+    if not storage_uri and locate is not None and source is not None:
+        storage_uri = locate(source)
     move = rollout.deploy(current, template, aliases or {}, str(model_version), storage_uri, percent)
     result = {
         "inference_service": inference_service,
@@ -188,8 +194,12 @@ def deploy_step(
     if not model_version:
         return {"deployed": False, "reason": "nothing was registered"}
     registry.configure(settings)
-    if not storage_uri:
-        storage_uri = registry.kserve_storage_uri(MlflowClient(), model_name, model_version)
+    client = MlflowClient()
+
+    def locate(obj: dict) -> str:
+        # mlflow-artifacts:/ locations mapped onto the destination the chart annotates the service with
+        return registry.kserve_storage_uri(client, model_name, model_version, isvc.artifacts_destination(obj))
+
     return serve_version(
         inference_service,
         namespace,
@@ -199,4 +209,5 @@ def deploy_step(
         kserve_client=kserve_client,
         aliases=model_aliases.aliases(settings, model_name),
         apply_aliases=lambda ops: model_aliases.apply(settings, ops),
+        locate=locate,
     )

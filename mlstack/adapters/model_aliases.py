@@ -30,9 +30,12 @@ def aliases(settings: Settings, model: str) -> dict[str, str]:
         ) from exc
 
 
-def storage_uri(settings: Settings, model: str, version: str) -> str:
-    """Where KServe should fetch ``model`` version ``version`` from, as the registry records it."""
-    return registry.kserve_storage_uri(_client(settings), model, version)
+def storage_uri(
+    settings: Settings, model: str, version: str, artifacts_destination: str | None = None
+) -> str:
+    """Where KServe should fetch ``model`` version ``version`` from (``mlflow-artifacts:/`` mapped onto
+    ``artifacts_destination``, the MLflow server's ``--artifacts-destination``)."""
+    return registry.kserve_storage_uri(_client(settings), model, version, artifacts_destination)
 
 
 def apply(settings: Settings, ops) -> list[str]:

@@ -133,7 +133,9 @@ def start_canary(
         return
 
     def build(obj: dict, aliases: dict[str, str]) -> rollout.Move:
-        uri = storage_uri or model_aliases.storage_uri(settings, isvc.registered_model(obj), version)
+        uri = storage_uri or model_aliases.storage_uri(
+            settings, isvc.registered_model(obj), version, isvc.artifacts_destination(obj)
+        )
         return rollout.start(obj, aliases, version, uri, share)
 
     execute(target, build)

@@ -37,6 +37,8 @@ ANN_CHAMPION_URI = PREFIX + "champion-storage-uri"
 ANN_CHALLENGER_VERSION = PREFIX + "challenger-version"
 ANN_STARTED_AT = PREFIX + "canary-started-at"
 ANN_REJECTED_VERSION = PREFIX + "rejected-version"
+# the MLflow server's --artifacts-destination, set by the chart: where mlflow-artifacts:/ URIs live
+ANN_ARTIFACTS_DESTINATION = PREFIX + "artifacts-destination"
 
 
 def name_of(obj: dict) -> str:
@@ -50,6 +52,11 @@ def annotations_of(obj: dict) -> dict[str, str]:
 def registered_model(obj: dict) -> str:
     """The MLflow registered model this service serves (annotation, else the service name)."""
     return annotations_of(obj).get(ANN_MODEL) or name_of(obj)
+
+
+def artifacts_destination(obj: dict) -> str | None:
+    """Where the registry's MLflow server keeps proxied artifacts (annotation; None when unset)."""
+    return annotations_of(obj).get(ANN_ARTIFACTS_DESTINATION) or None
 
 
 def model_spec(obj: dict) -> dict:
