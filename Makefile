@@ -205,6 +205,9 @@ REGISTRY_NAME := kind-registry
 # one image for every component (Dockerfile at the root); the chart sets each container's command
 IMAGE := mlstack
 RETRY := manifests/scripts/retry.sh
+# waits until an admission webhook serves (caBundle + a ready endpoint), else stops saying what is missing
+WAIT_WEBHOOK := manifests/scripts/wait-webhook.sh
+WEBHOOK_DEADLINE ?= 600
 # KServe's s3-endpoint annotation (host:port, no scheme): KFP's SeaweedFS, as in values-kind.yaml
 KIND_S3_ENDPOINT := seaweedfs.kubeflow.svc.cluster.local:8333
 PLATFORM := manifests/platform
@@ -242,8 +245,11 @@ kind-down: $(KIND) ## Delete the kind cluster and the local registry
 platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Serverless), KFP, kube-prometheus-stack and a one-node Kafka onto the current context
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/cert-manager
 	$(KUBECTL) -n cert-manager wait --for=condition=Available deployment --all $(WAIT)
-	@# CRDs and the resources using them in one apply race; later passes find the CRDs established
-	$(RETRY) 5 15 $(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving
+	@# Knative: the first pass creates the CRDs and the webhook; objects of a CRD not yet established
+	@# and, on a re-run, the ConfigMaps its config webhook validates are refused until it serves
+	$(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving || echo "knative-serving: first pass incomplete; applying again once its webhook serves"
+	$(WAIT_WEBHOOK) knative-serving webhook $(WEBHOOK_DEADLINE) $(KUBECTL)
+	$(RETRY) 3 10 $(KUBECTL) apply --server-side -k $(PLATFORM)/knative-serving
 	$(KUBECTL) -n knative-serving wait --for=condition=Available deployment --all $(WAIT)
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/kourier
 	$(KUBECTL) -n kourier-system wait --for=condition=Available deployment --all $(WAIT)
@@ -252,7 +258,9 @@ platform: $(HELM) ## Install cert-manager, Knative Serving + Kourier, KServe (Se
 	$(RETRY) 5 15 $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve
 	$(KUBECTL) -n kserve rollout status deployment --timeout=600s
 	@# the runtimes are validated by KServe's webhooks, which serve a while after the rollout
-	$(RETRY) 20 15 $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve-cluster-resources
+	$(WAIT_WEBHOOK) kserve kserve-webhook-server-service $(WEBHOOK_DEADLINE) $(KUBECTL)
+	$(WAIT_WEBHOOK) kserve llmisvc-webhook-server-service $(WEBHOOK_DEADLINE) $(KUBECTL)
+	$(RETRY) 3 10 $(KUBECTL) apply --server-side --force-conflicts -k $(PLATFORM)/kserve-cluster-resources
 	$(KUBECTL) apply --server-side -k $(PLATFORM)/kubeflow-pipelines/cluster-scoped
 	$(KUBECTL) wait --for=condition=Established crd/applications.app.k8s.io --timeout=120s
 	$(RETRY) 3 15 $(KUBECTL) apply --server-side -k $(PLATFORM)/kubeflow-pipelines
