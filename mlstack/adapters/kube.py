@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
+class NotFound(CheckFailed):
+    """The InferenceService does not exist (HTTP 404)."""
+
+
 class Kube:
     """Get and merge-patch InferenceServices in one namespace."""
 
@@ -57,7 +61,7 @@ class Kube:
             return fn(isvc.GROUP, isvc.VERSION, self.namespace, isvc.PLURAL, name, *args)
         except ApiException as exc:
             if exc.status == 404:
-                raise CheckFailed(
+                raise NotFound(
                     f"InferenceService {name!r} not found in namespace {self.namespace!r}"
                 ) from exc
             if exc.status == 409:

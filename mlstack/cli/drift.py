@@ -45,7 +45,9 @@ def drift(
 ) -> None:
     """Judge the recent inputs of one model version against its reference.
 
-    Exit 0 with status ok or insufficient_data; 1 when the data does not match the contract;
+    Exit 0 with status ok, insufficient_data, or nothing_to_do (no --version, --reference or
+    --current, and the registry has no champion yet: the CronJob before the first deploy); 1 when
+    the data does not match the contract;
     2 when the reference cannot be found or an option is wrong; 3 when the verdict was computed
     and printed but the Pushgateway could not take it.
     """
@@ -77,6 +79,10 @@ def drift(
 
 
 def _summary(result: dict) -> str:
+    from mlstack.monitoring.drift.metrics import NOTHING_TO_DO_STATUS
+
+    if result["status"] == NOTHING_TO_DO_STATUS:
+        return f"{result['model']}: {result['message']}"
     head = f"{result['model']} version {result['version']}: {result['rows']} rows"
     if result["status"] != "ok":
         return f"{head}; INSUFFICIENT DATA — {result['message']}"

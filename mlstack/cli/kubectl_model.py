@@ -187,11 +187,17 @@ def analyze(
     config: Config = None,
 ) -> None:
     """Compare canary and primary (errors, latency, prediction shift, accuracy) and print the verdict."""
+    from mlstack.adapters.kube import NotFound
     from mlstack.monitoring.canary.job import analyze_service
 
     settings = settings_from(config)
     target = Target(name, namespace, context, output, False, filename, settings)
-    obj, kube = target.load()
+    try:
+        obj, kube = target.load()
+    except NotFound as exc:  # the CronJob before the first deploy: a success that judged nothing
+        reason = f"nothing to do: {exc} (the first deploy creates it)"
+        _report({"inference_service": name, "verdict": "none", "reasons": [reason]}, output)
+        return
     state = rollout.state_of(obj, target.aliases(obj, kube))
     if state.phase != "canary":
         _report(

@@ -146,6 +146,31 @@ def evaluate(
     return Outcome(result, snapshot)
 
 
+def _nothing_to_do(
+    model: str, reason: str, config: DriftConfig, pushgateway: str | None, started: float
+) -> dict:
+    """The result of a run before the first deploy: success, and a metric saying it judged nothing."""
+    result: dict = {
+        "model": model,
+        "version": metrics.NO_VERSION,
+        "status": metrics.NOTHING_TO_DO_STATUS,
+        "rows": 0,
+        "drift_detected": None,
+        "message": f"nothing to do: {reason} (the first deploy makes one)",
+    }
+    log.info("drift %s: %s", model, result["message"])
+    if pushgateway:
+        try:
+            metrics.push(pushgateway, config.push_job, result, finished_at=time.time())
+            result["published"] = True
+        except MlstackError as exc:
+            log.warning("drift result not published: %s", exc)
+            result["published"] = False
+            result["publish_error"] = str(exc)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
 def run(
     model: str,
     version: str | None,
@@ -159,8 +184,14 @@ def run(
     pushgateway: str | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """One job run end to end; returns the result dict (status ok or insufficient_data)."""
+    """One job run end to end; returns the result dict (status ok, insufficient_data or nothing_to_do)."""
     started = time.monotonic()
+    if version is None and reference_uri is None and current_uri is None:
+        from mlstack.monitoring.drift.reference import nothing_to_judge
+
+        reason = nothing_to_judge(model)
+        if reason is not None:
+            return _nothing_to_do(model, reason, config, pushgateway, started)
     inputs: DriftInputs = gather(
         model,
         version,

@@ -49,11 +49,19 @@ LAST_SUCCESS = MetricDef(
     "mlstack_drift_last_success_timestamp_seconds",
     "Unix time the drift job last finished (ok or insufficient data)",
 )
+NOTHING_TO_DO = MetricDef(
+    "mlstack_drift_nothing_to_do",
+    "1 when the run found no version to judge (no champion in the registry yet; version label none)",
+)
 ONLINE_ACCURACY = MetricDef("mlstack_online_accuracy", "Accuracy on labelled rows of the window")
 OFFLINE_ACCURACY = MetricDef("mlstack_offline_accuracy", "Accuracy on the reference snapshot")
 ONLINE_ROC_AUC = MetricDef("mlstack_online_roc_auc", "ROC AUC on labelled rows of the window")
 OFFLINE_ROC_AUC = MetricDef("mlstack_offline_roc_auc", "ROC AUC on the reference snapshot")
 LABELED_ROWS = MetricDef("mlstack_labeled_rows", "Labelled rows in the window")
+# the result status and the version label of a run with no version to judge (before the first deploy)
+NOTHING_TO_DO_STATUS = "nothing_to_do"
+NO_VERSION = "none"
+
 PERFORMANCE_DEGRADED = MetricDef(
     "mlstack_performance_degraded",
     "1 when online accuracy or ROC AUC fell below offline by more than allowed",
@@ -71,6 +79,7 @@ JOB_METRICS: tuple[MetricDef, ...] = (
     ROWS,
     INSUFFICIENT,
     LAST_SUCCESS,
+    NOTHING_TO_DO,
     ONLINE_ACCURACY,
     OFFLINE_ACCURACY,
     ONLINE_ROC_AUC,
@@ -103,6 +112,9 @@ def registry_for(result: dict, finished_at: float) -> CollectorRegistry:
 
     put(ROWS, result["rows"])
     put(LAST_SUCCESS, finished_at)
+    if result["status"] == NOTHING_TO_DO_STATUS:
+        put(NOTHING_TO_DO, 1.0)
+        return registry
     put(INSUFFICIENT, float(result["status"] == "insufficient_data"))
     if result["status"] != "ok":
         return registry

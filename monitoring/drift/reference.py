@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlstack.core.errors import UsageError
+from mlstack.core.errors import MlstackError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +88,23 @@ def registered(model: str) -> bool:
         return True
     except MlflowException:
         return False
+
+
+def nothing_to_judge(model: str) -> str | None:
+    """Why the registry holds no version of ``model`` to judge yet; None once it has a champion.
+
+    Before the first deploy the drift CronJob finds the model unregistered, or registered without a
+    champion: nothing to do, not a failure. Only the registry's own answer counts (MLflow's
+    ``RESOURCE_DOES_NOT_EXIST``); an unreachable or failing registry raises.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = _client().get_registered_model(model).aliases
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return f"model {model!r} is not in the MLflow registry yet"
+        raise MlstackError(f"cannot read model {model!r} from the MLflow registry: {exc.message}") from exc
+    if "champion" not in aliases:
+        return f"model {model!r} has no champion alias in the MLflow registry yet"
+    return None

@@ -53,7 +53,12 @@ def webhook_config(control_plane, namespace):
                     # a label nothing carries: the shared API server never calls it
                     "objectSelector": {"matchLabels": {"mlstack.test/never": namespace}},
                     "rules": [
-                        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["configmaps"],
+                        }
                     ],
                 }
             ],

@@ -62,7 +62,9 @@ def test_the_strict_apply_comes_after_a_bounded_wait_for_its_webhooks(kustomizat
     commands = _platform_commands()
     strict = _strict_apply(commands, kustomization)
     assert commands[strict].startswith("manifests/scripts/retry.sh 3 10 "), commands[strict]
-    waited = {(ns, svc) for index, ns, svc, deadline in _waits(commands) if index < strict and deadline >= 300}
+    waited = {
+        (ns, svc) for index, ns, svc, deadline in _waits(commands) if index < strict and deadline >= 300
+    }
     assert services <= waited, f"{kustomization}: applied before waiting for {services - waited}"
     # the wait follows the first pass (Knative) or the controllers' rollout (KServe)
     before = [c for c in commands[:strict] if "knative-serving" in c or "-n kserve" in c]
