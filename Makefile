@@ -172,6 +172,10 @@ bench-sink: setup ## Sink ingest (events/s, p99 at ~5k/s), RSS under unpaired fl
 bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
 	$(PY) bench/batch_bench.py
 
+.PHONY: bench-train
+bench-train: $(VENV)/.synced ## The train step's peak RSS and CPU seconds per estimator on 50k rows (sizes its requests) -> bench/results/train.{json,md}
+	$(PY) bench/train_resources.py
+
 .PHONY: bench-drift
 bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift`, 100k and 1M rows x 30 columns -> bench/results/drift.{json,md}
 	$(PY) bench/drift_bench.py

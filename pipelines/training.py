@@ -73,7 +73,13 @@ def training_pipeline(
     )
     train = train_op(dataset=ingest.outputs["dataset"], contract_yaml=contract_yaml, config_json=config_json)
     train.after(validate)
-    train.set_cpu_limit("2").set_memory_limit("4G")  # deterministic for the same inputs: cache stays on
+    # sized from `make bench-train` (bench/results/train.md): on 50 000 rows the step peaks at 372 MiB
+    # RSS and 6.7 CPU-seconds (logistic regression, the default), 424 MiB / 18.4 CPU-s for the
+    # heaviest estimator (random forest). Requests hold the worst of them (the worker must fit them:
+    # tests/unit/test_resource_budget.py); the limits let it burst and leave 4x memory headroom for
+    # larger data. Without explicit requests Kubernetes copies the limits into them.
+    train.set_cpu_request("500m").set_cpu_limit("2")
+    train.set_memory_request("512Mi").set_memory_limit("2Gi")  # deterministic: cache stays on
     # no retry: training is deterministic, so a retry repeats the same failure (too few rows per
     # class, a bad parameter) and hides its cause; an evicted pod is rescheduled by re-running
 
