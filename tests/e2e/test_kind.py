@@ -5,7 +5,10 @@ file order and build on each other: platform ready -> the training pipeline on K
 (its deploy step creates the InferenceService from the chart's template: version 1 is the champion)
 -> predictions through Kourier -> a second run registers version 2 -> `kubectl model canary` ->
 `kubectl model promote` -> `kubectl model canary` of the old version -> `kubectl model rollback` ->
-drift job. `make e2e` puts .venv/bin and bin/ on PATH (mlstack, kubectl-model). Environment: MLSTACK_E2E_NAMESPACE (default mlstack),
+drift job. Each step asserts what a user would check: MLflow aliases after every move, payload
+partitions with rows in S3 per version, Knative's request series per revision in Prometheus, an
+analysis verdict from them, and a drift verdict (not "insufficient data") on ordinary traffic. Jobs
+are waited for Complete or Failed, with their logs printed at once (tests/e2e/jobs.py). `make e2e` puts .venv/bin and bin/ on PATH (mlstack, kubectl-model). Environment: MLSTACK_E2E_NAMESPACE (default mlstack),
 MLSTACK_E2E_MODEL (default loan-default), MLSTACK_E2E_INGRESS (default http://127.0.0.1:8080, the port
 kind maps to Kourier).
 """
@@ -17,56 +20,54 @@ import math
 import os
 import shutil
 import subprocess
-import time
 from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, stop, wait_for_http
-
-NAMESPACE = os.environ.get("MLSTACK_E2E_NAMESPACE", "mlstack")
-MODEL = os.environ.get("MLSTACK_E2E_MODEL", "loan-default")
-INGRESS = os.environ.get("MLSTACK_E2E_INGRESS", "http://127.0.0.1:8080")
-KUBECTL = shutil.which("kubectl") or "kubectl"
-# `make e2e` puts .venv/bin on PATH; fall back to the interpreter's own bin/ (the same venv)
-MLSTACK = shutil.which("mlstack") or os.path.join(os.path.dirname(os.sys.executable), "mlstack")
-
-
-def kubectl_model(*args: str, timeout: float = 300) -> str:
-    """``kubectl model ...`` through kubectl's plugin mechanism (kubectl-model on PATH), with the
-    in-cluster MLflow port-forwarded (the plugin reads and moves the registry's aliases)."""
-    import base64
-
-    auth = kubectl_json("-n", NAMESPACE, "get", "secret", "mlstack-mlflow-auth")["data"]
-    with PortForward(NAMESPACE, "mlstack-mlflow", 5000, health="/health") as mlflow:
-        env = {
-            **os.environ,
-            "MLSTACK_TRACKING_URI": mlflow,
-            "MLFLOW_TRACKING_USERNAME": base64.b64decode(auth["admin-username"]).decode(),
-            "MLFLOW_TRACKING_PASSWORD": base64.b64decode(auth["admin-password"]).decode(),
-        }
-        proc = subprocess.run(
-            [KUBECTL, "model", *args, "-n", NAMESPACE],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-        )
-    if proc.returncode != 0:
-        raise AssertionError(f"kubectl model {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc.stdout
+from mlstack.core.settings import CanaryConfig
+from tests.e2e import waits
+from tests.e2e.cluster import (
+    INGRESS,
+    MODEL,
+    NAMESPACE,
+    PAYLOAD_STORE,
+    aliases,
+    kubectl,
+    kubectl_model,
+    prometheus,
+    pushgateway,
+    run_job,
+    s3_env,
+    version_tags,
+    wait_until,
+)
+from tests.e2e.model import (
+    isvc,
+    isvc_exists,
+    isvc_ready,
+    payload_rows,
+    predict,
+    predictor_host,
+    run_training_pipeline,
+    sample_instances,
+    split_at,
+    traffic,
+    versions_served,
+)
 
 
-def kubectl(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
-    return proc
+@dataclass
+class CanaryPhase:
+    """When the first canary started and which version answered each row sent then."""
+
+    since: datetime = datetime.max.replace(tzinfo=UTC)
+    served: Counter = field(default_factory=Counter)
 
 
-def kubectl_json(*args: str) -> dict:
-    return json.loads(kubectl(*args, "-o", "json").stdout)
+CANARY = CanaryPhase()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,186 +92,38 @@ def cluster():
         )
 
 
-class PortForward:
-    """`kubectl port-forward` to a Service on a free local port, for the duration of a block."""
-
-    def __init__(self, namespace: str, service: str, port: int, health: str = "/"):
-        self.local = free_port()
-        self.args = ["-n", namespace, "port-forward", f"svc/{service}", f"{self.local}:{port}"]
-        self.health = health
-
-    def __enter__(self) -> str:
-        self.process = subprocess.Popen(
-            [KUBECTL, *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        url = f"http://127.0.0.1:{self.local}"
-        wait_for_http(url + self.health, timeout=60, process=self.process)
-        return url
-
-    def __exit__(self, *exc):
-        stop(self.process, timeout=10)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 5.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def isvc() -> dict:
-    return kubectl_json("-n", NAMESPACE, "get", "inferenceservice", MODEL)
-
-
-def isvc_ready() -> bool:
-    conditions = isvc().get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def predictor_host() -> str:
-    url = isvc()["status"]["components"]["predictor"]["url"]
-    return httpx.URL(url).host
-
-
-def sample_instances(rows: int, seed: int) -> list[dict]:
-    from mlstack.core.generator import generate, loan_contract
-
-    contract = loan_contract()
-    frame = generate(rows, seed=seed)[contract.feature_names]
-    return json.loads(frame.to_json(orient="records"))
-
-
-def predict(client: httpx.Client, instances: list[dict]) -> httpx.Response:
-    return client.post(
-        f"{INGRESS}/v1/models/{MODEL}:predict",
-        json={"instances": instances},
-        headers={"Host": predictor_host()},
-    )
-
-
-def versions_served(requests: int, seed: int = 0) -> Counter:
-    """Send single-row requests through Kourier; count the model version that answered each."""
-    counts: Counter = Counter()
-    rows = sample_instances(requests, seed)
-    host = predictor_host()
-    with httpx.Client(timeout=30) as client:
-        for row in rows:
-            response = client.post(
-                f"{INGRESS}/v1/models/{MODEL}:predict", json={"instances": [row]}, headers={"Host": host}
-            )
-            assert response.status_code == 200, response.text
-            counts[str(response.json()["model_version"])] += 1
-    return counts
-
-
-def isvc_exists() -> bool:
-    return kubectl("-n", NAMESPACE, "get", "inferenceservice", MODEL, check=False).returncode == 0
-
-
-def split_at(percent: int) -> bool:
-    traffic = isvc()["status"]["components"]["predictor"].get("traffic", [])
-    return isvc_ready() and any(t.get("percent") == percent for t in traffic)
-
-
 # ------------------------------------------------------------------ the tests, in order
 
 
 def test_platform_and_mlstack_are_available():
-    for namespace in (
-        "cert-manager",
-        "knative-serving",
-        "kourier-system",
-        "kserve",
-        "kubeflow",
-        "monitoring",
-        NAMESPACE,
-    ):
-        kubectl(
-            "-n",
-            namespace,
-            "wait",
-            "--for=condition=Available",
-            "deployment",
-            "--all",
-            "--timeout=300s",
-            timeout=330,
-        )
-    kubectl("-n", NAMESPACE, "rollout", "status", "statefulset", "--timeout=300s", timeout=330)
-
-
-def s3_credentials() -> dict[str, str]:
-    """The S3 credentials `make deploy` put in the mlstack-s3 Secret (KFP's SeaweedFS)."""
-    import base64
-
-    data = kubectl_json("-n", NAMESPACE, "get", "secret", "mlstack-s3")["data"]
-    return {key: base64.b64decode(value).decode() for key, value in data.items()}
-
-
-def run_training_pipeline():
-    """Training data into SeaweedFS, then the training pipeline on KFP, waited to success."""
-    import kfp
-
-    env = {**os.environ, **s3_credentials(), "AWS_DEFAULT_REGION": "us-east-1"}
-    with PortForward("kubeflow", "seaweedfs", 8333) as s3:
-        generate = subprocess.run(
-            [
-                MLSTACK,
-                "data",
-                "generate",
-                "--rows",
-                "20000",
-                "--seed",
-                "1",
-                "--out",
-                "s3://mlstack/data/train.parquet",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**env, "MLSTACK_S3_ENDPOINT_URL": s3},
-        )
-        assert generate.returncode == 0, generate.stderr[-2000:]
-    env["MLSTACK_COMPONENT_IMAGE"] = os.environ.get("MLSTACK_COMPONENT_IMAGE", "localhost:5001/mlstack:dev")
-    env["MLSTACK_TRAINING__MODEL_NAME"] = MODEL  # register under the name the chart serves
-    # the first run's deploy step creates the InferenceService; later versions go through kubectl model
-    env["MLSTACK_CANARY__DEPLOY"] = "true" if not isvc_exists() else "false"
-    with PortForward("kubeflow", "ml-pipeline", 8888, health="/apis/v2beta1/healthz") as kfp_host:
-        submit = subprocess.run(
-            [
-                MLSTACK,
-                "pipeline",
-                "submit",
-                "--host",
-                kfp_host,
-                "--json",
-                "--data",
-                "s3://mlstack/data/train.parquet",
-                "--tracking-uri",
-                f"http://mlstack-mlflow.{NAMESPACE}.svc.cluster.local:5000",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-        )
-        assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
-        run_id = json.loads(submit.stdout)["run_id"]
-        run = kfp.Client(host=kfp_host).wait_for_run_completion(run_id, timeout=3600)
-    assert run.state == "SUCCEEDED", f"pipeline run {run_id} ended {run.state}"
+    seconds = waits.PLATFORM_AVAILABLE.seconds - 30
+    kubectl(
+        "wait",
+        "--for=condition=Available",
+        "deployment",
+        "--all",
+        "-A",
+        f"--timeout={seconds}s",
+        timeout=seconds + 30,
+    )
+    seconds = waits.STATEFULSETS.seconds - 30
+    kubectl(
+        "-n", NAMESPACE, "rollout", "status", "statefulset", f"--timeout={seconds}s", timeout=seconds + 30
+    )
 
 
 def test_training_pipeline_runs_on_kfp_and_deploys_the_champion():
     assert not isvc_exists(), "start from a fresh `make deploy`: the pipeline creates the service"
     run_training_pipeline()
     assert isvc_exists(), "the pipeline's deploy step did not create the InferenceService"
+    # the registry's mlflow-artifacts:/ location, mapped onto the chart's artifacts destination
+    uri = isvc()["spec"]["predictor"]["model"]["storageUri"]
+    assert uri.startswith("s3://mlstack/mlflow-artifacts/"), uri
+    assert aliases() == {"champion": "1"}
 
 
 def test_inference_service_becomes_ready():
-    wait_until(isvc_ready, timeout=600, what=f"InferenceService {MODEL} Ready")
+    wait_until(isvc_ready, timeout=waits.ISVC_READY.seconds, what=f"InferenceService {MODEL} Ready")
     assert isvc()["spec"]["predictor"]["minReplicas"] >= 2
 
 
@@ -292,15 +145,18 @@ def test_predictions_through_kourier():
 
 def test_second_run_registers_version_two():
     run_training_pipeline()  # deploy is off now: it only registers
+    assert aliases() == {"champion": "1", "challenger": "2"}
 
 
 def test_canary_at_ten_percent_serves_about_ten_percent():
     baseline = str(predict(httpx.Client(timeout=30), sample_instances(1, seed=2)).json()["model_version"])
     assert baseline == "1"
     kubectl_model("canary", MODEL, "--version", "2", "--percent", "10")
-    wait_until(lambda: split_at(10), 600, "canary revision at 10%")
+    wait_until(lambda: split_at(10), waits.SPLIT.seconds, "canary revision at 10%")
+    CANARY.since = datetime.now(UTC) - timedelta(seconds=5)
     requests = 600
     counts = versions_served(requests, seed=3)
+    CANARY.served = counts
     share = counts["2"] / requests
     # binomial: 10% of 600 has sd 1.2 points; 4 sd either side
     sd = math.sqrt(0.1 * 0.9 / requests)
@@ -308,40 +164,111 @@ def test_canary_at_ten_percent_serves_about_ten_percent():
     assert counts[baseline] + counts["2"] == requests
 
 
+def test_payloads_of_both_versions_land_in_s3_partitions():
+    served = CANARY.served
+    # the sink flushes every sink.flush_seconds (5 s); every answered row is in a partition of its version
+    with s3_env():
+        stored = wait_until(
+            lambda: (
+                (rows := payload_rows(CANARY.since))["1"] >= served["1"] and rows["2"] >= served["2"] and rows
+            ),
+            waits.PAYLOADS.seconds,
+            f"payload rows for {dict(served)} in {PAYLOAD_STORE}",
+            interval=10,
+        )
+    assert stored["1"] > 0 and stored["2"] > 0
+
+
+def _requests_query(revision: str) -> str:
+    query = CanaryConfig().requests_query  # what the chart passes to the analysis, unchanged
+    return query.replace("$namespace", NAMESPACE).replace("$revision", revision).replace("$window", "30m")
+
+
+def test_knative_request_series_exist_per_revision():
+    revisions = [t["revisionName"] for t in traffic() if t.get("percent")]
+    assert len(revisions) == 2, traffic()
+    with prometheus() as url:
+
+        def requests(revision: str) -> float:
+            answer = httpx.get(f"{url}/api/v1/query", params={"query": _requests_query(revision)}, timeout=30)
+            result = answer.json()["data"]["result"]
+            return float(result[0]["value"][1]) if result else 0.0
+
+        counted = wait_until(
+            lambda: (
+                (found := {r: requests(r) for r in revisions})
+                and all(v > 0 for v in found.values())
+                and found
+            ),
+            waits.SERIES.seconds,
+            f"queue-proxy request series of {revisions}",
+            interval=15,
+        )
+    print(f"\nrequests per revision (Prometheus, 30m): {counted}")
+
+
+def test_analyze_prints_a_verdict_from_the_real_series_and_payloads():
+    with prometheus() as url, s3_env() as s3:
+        env = {**s3, "MLSTACK_CANARY__PROMETHEUS_URL": url, "MLSTACK_SINK__STORE": PAYLOAD_STORE}
+        result = json.loads(kubectl_model("analyze", MODEL, "-o", "json", extra_env=env))
+    print(f"\nanalysis: {result['verdict']}: {result['reasons']}")
+    assert result["verdict"] in ("promote", "rollback", "continue")
+    for role in ("primary", "canary"):
+        variant = result["variants"][role]
+        assert variant["logged_predictions"] > 0, variant
+        assert variant["metrics"] and variant["metrics"]["requests"] > 0, variant
+
+
 def test_promote_sends_all_traffic_to_the_canary():
     kubectl_model("promote", MODEL)
     wait_until(
-        lambda: isvc_ready() and "canaryTrafficPercent" not in isvc()["spec"]["predictor"], 600, "promotion"
+        lambda: isvc_ready() and "canaryTrafficPercent" not in isvc()["spec"]["predictor"],
+        waits.PROMOTED.seconds,
+        "promotion",
     )
     wait_until(
         lambda: versions_served(50, seed=4) == Counter({"2": 50}),
-        300,
+        waits.TRAFFIC_MOVED.seconds,
         "all traffic on the promoted version",
         interval=10,
     )
+    assert aliases() == {"champion": "2", "previous": "1"}
 
 
 def test_rollback_returns_all_traffic_to_the_champion():
     kubectl_model("canary", MODEL, "--version", "1", "--percent", "50")
-    wait_until(lambda: split_at(50), 600, "second canary at 50%")
+    wait_until(lambda: split_at(50), waits.SPLIT.seconds, "second canary at 50%")
+    assert aliases()["challenger"] == "1"
     kubectl_model("rollback", MODEL, "--reason", "e2e")
     wait_until(
         lambda: versions_served(50, seed=5) == Counter({"2": 50}),
-        300,
+        waits.TRAFFIC_MOVED.seconds,
         "all traffic back on the champion",
         interval=10,
     )
+    moved = aliases()
+    assert moved["champion"] == "2" and "challenger" not in moved, moved
+    assert version_tags("1").get("rejected") == "e2e"
 
 
-def test_drift_job_pushes_metrics():
-    job = f"drift-e2e-{int(time.time())}"
-    kubectl("-n", NAMESPACE, "create", "job", job, f"--from=cronjob/mlstack-drift-{MODEL}")
-    kubectl("-n", NAMESPACE, "wait", "--for=condition=complete", f"job/{job}", "--timeout=900s", timeout=930)
-    with PortForward(NAMESPACE, "mlstack-pushgateway", 9091, health="/-/ready") as pushgateway:
-        metrics = httpx.get(f"{pushgateway}/metrics", timeout=30).text
-    pushed = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("mlstack_drift_last_success_timestamp_seconds") and f'model="{MODEL}"' in line
-    ]
-    assert pushed, "the drift job ran but pushed no success timestamp for the model"
+def test_drift_job_gives_a_verdict_on_ordinary_traffic():
+    since = datetime.now(UTC) - timedelta(hours=1)  # the drift window (drift.window)
+    # enough rows for a verdict (drift.min_rows, 1000), from a client that asks for no probabilities
+    versions_served(25, seed=6, rows_per_request=60)
+    with s3_env():
+        wait_until(
+            lambda: payload_rows(since)["2"] >= 1500,
+            waits.PAYLOADS.seconds,
+            "1500 champion rows in the payload log",
+            interval=10,
+        )
+    run_job(f"mlstack-drift-{MODEL}", timeout=waits.DRIFT_JOB.seconds)
+    with pushgateway() as url:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+    ours = [line for line in text.splitlines() if f'model="{MODEL}"' in line and 'version="2"' in line]
+    values = {
+        line.split("{", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in ours if not line.startswith("#")
+    }
+    assert values.get("mlstack_drift_insufficient_data") == 0, ours
+    assert values.get("mlstack_drift_rows", 0) >= 1000, ours
+    assert "mlstack_drift_detected" in values, ours  # pushed only with a verdict
