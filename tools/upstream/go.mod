@@ -1,5 +1,6 @@
 // Upstream projects whose release content the tests render from source (tests/fixtures/upstream.py):
-// CRDs, controllers' RBAC, Deployments, webhooks, config maps. Nothing here is compiled; go.sum pins
+// CRDs, controllers' RBAC, Deployments, webhooks, config maps; kind's default node image (its digest,
+// tests/unit/test_pinned_images.py). Nothing here is compiled; go.sum pins
 // each module's hash so `go mod download` hands the tests exactly these trees.
 module github.com/mlstack/mlstack/tools/upstream
 
@@ -13,4 +14,5 @@ require (
 	knative.dev/net-kourier v0.48.0
 	knative.dev/networking v0.0.0-20260120131110-a7cdca238a0d
 	knative.dev/serving v0.48.1
+	sigs.k8s.io/kind v0.30.0
 )
