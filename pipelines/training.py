@@ -75,10 +75,11 @@ def training_pipeline(
     train.after(validate)
     # sized from `make bench-train` (bench/results/train.md): on 50 000 rows the step peaks at 372 MiB
     # RSS and 6.7 CPU-seconds (logistic regression, the default), 424 MiB / 18.4 CPU-s for the
-    # heaviest estimator (random forest). Requests hold the worst of them (the worker must fit them:
-    # tests/unit/test_resource_budget.py); the limits let it burst and leave 4x memory headroom for
-    # larger data. Without explicit requests Kubernetes copies the limits into them.
-    train.set_cpu_request("500m").set_cpu_limit("2")
+    # heaviest estimator (random forest). The memory request holds the worst of them; the CPU request
+    # guarantees a quarter core (the default finishes in ~27 s even on a saturated node) and the
+    # limit lets it burst to 2. The kind worker must fit the requests (tests/unit/test_resource_budget.py).
+    # Without explicit requests Kubernetes copies the limits into them.
+    train.set_cpu_request("250m").set_cpu_limit("2")
     train.set_memory_request("512Mi").set_memory_limit("2Gi")  # deterministic: cache stays on
     # no retry: training is deterministic, so a retry repeats the same failure (too few rows per
     # class, a bad parameter) and hides its cause; an evicted pod is rescheduled by re-running
