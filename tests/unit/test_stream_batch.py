@@ -14,7 +14,7 @@ from mlstack.core.model import load
 from mlstack.serving.protocol import parse_v1, parse_v2, v1_response, v2_response
 from mlstack.serving.scoring import Scorer
 from mlstack.serving.sink import pairing
-from mlstack.serving.sink.events import Event
+from mlstack.serving.sink.events import Event, describe
 from mlstack.serving.stream import records as h
 from mlstack.serving.stream.batch import BatchContext, score_batch
 from mlstack.serving.stream.dlq import REASON_TEXT, DlqReason
@@ -134,8 +134,10 @@ def _sink_rows(body: dict, answer: bytes, contract) -> pd.DataFrame:
     """The rows the payload sink stores for the same request and response (its own code)."""
     request_body = body if ("instances" in body or "inputs" in body) else {"instances": [body]}
     stamp = "2027-01-15T08:00:00+00:00"
-    request = Event("id-1", "request", "loans", "ml", "predictor", stamp, request_body)
-    response = Event("id-1", "response", "loans", "ml", "predictor", stamp, orjson.loads(answer))
+    request = Event("id-1", "request", "loans", "ml", "predictor", stamp, orjson.dumps(request_body))
+    response = Event("id-1", "response", "loans", "ml", "predictor", stamp, answer)
+    describe(request, request_body)
+    describe(response, orjson.loads(answer))
     rows, _ = pairing.pair_rows(request, response, contract)
     return pairing.rows_frame(rows, contract)
 
