@@ -109,9 +109,14 @@ K8S_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/
 HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
   $(foreach pkg,helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules,\
   -X $(pkg).k8sVersionMajor=$(word 1,$(K8S_VERSION_PARTS)) -X $(pkg).k8sVersionMinor=$(word 2,$(K8S_VERSION_PARTS)))
+# the reconcilers the canary tests run against the control plane (tests/fixtures/reconcilers.py):
+# KServe's manager, Knative Serving's controller/webhook/autoscaler, kube-scheduler and kwok
+RECONCILER_TOOLS := $(CURDIR)/bin/kserve-manager-$(KSERVE_VERSION) \
+  $(foreach c,controller webhook autoscaler,$(CURDIR)/bin/knative-$(c)-$(KNATIVE_SERVING_VERSION)) \
+  $(CURDIR)/bin/kube-scheduler-v$(KUBERNETES_VERSION) $(CURDIR)/bin/kwok-$(KWOK_VERSION)
 TEST_TOOLS := $(CURDIR)/bin/etcd-$(ETCD_VERSION) $(CURDIR)/bin/kube-apiserver-v$(KUBERNETES_VERSION) \
   $(CURDIR)/bin/kube-controller-manager-v$(KUBERNETES_VERSION) $(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION) \
-  $(CURDIR)/bin/helm-$(HELM_VERSION)
+  $(CURDIR)/bin/helm-$(HELM_VERSION) $(RECONCILER_TOOLS)
 
 $(CURDIR)/bin/etcd-$(ETCD_VERSION): tools/etcd/go.mod tools/etcd/go.sum
 	$(call GO_BUILD,tools/etcd) go.etcd.io/etcd/server/v3
@@ -125,8 +130,19 @@ $(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kube
 $(CURDIR)/bin/helm-$(HELM_VERSION): tools/helm/go.mod tools/helm/go.sum
 	$(call GO_BUILD,tools/helm,$(HELM_LDFLAGS)) helm.sh/helm/v3/cmd/helm
 
+$(CURDIR)/bin/kserve-manager-$(KSERVE_VERSION): tools/kserve/go.mod tools/kserve/go.sum
+	$(call GO_BUILD,tools/kserve) github.com/kserve/kserve/cmd/manager
+
+# knative.dev/serving v0.48.1 is the Go module of the knative-v1.21.1 release (tools/knative/go.mod)
+$(CURDIR)/bin/knative-%-$(KNATIVE_SERVING_VERSION): tools/knative/go.mod tools/knative/go.sum
+	$(call GO_BUILD,tools/knative) knative.dev/serving/cmd/$*
+
+# the version stamp kwok's hack/releases.sh sets (sigs.k8s.io/kwok v0.7.0)
+$(CURDIR)/bin/kwok-$(KWOK_VERSION): tools/kwok/go.mod tools/kwok/go.sum
+	$(call GO_BUILD,tools/kwok,-X sigs.k8s.io/kwok/pkg/consts.Version=$(KWOK_VERSION:v%=%)) sigs.k8s.io/kwok/cmd/kwok
+
 .PHONY: test-tools
-test-tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm into bin/ from tools/ (needs Go)
+test-tools: ## Build the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) and the reconcilers (KServe, Knative, kube-scheduler, kwok) into bin/ from tools/ (needs Go)
 	@if [ -z "$(GO)" ]; then echo "error: go is not on PATH; the tests that need a control plane will skip" >&2; exit 2; fi
 	@$(MAKE) --no-print-directory $(TEST_TOOLS)
 

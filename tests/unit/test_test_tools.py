@@ -23,6 +23,29 @@ def test_the_control_plane_modules_pin_the_versions_file():
     assert required_modules(TOOLS / "helm")["helm.sh/helm/v3"] == pinned["HELM_VERSION"]
 
 
+def test_the_reconciler_modules_pin_the_versions_file():
+    """KServe, Knative Serving (module v0.<m>.<p> = release v1.<m-27>.<p>) and kwok at the pinned tags."""
+    pinned = versions()
+    assert required_modules(TOOLS / "kserve")["github.com/kserve/kserve"] == pinned["KSERVE_VERSION"]
+    assert (
+        knative_tag(required_modules(TOOLS / "knative")["knative.dev/serving"])
+        == pinned["KNATIVE_SERVING_VERSION"]
+    )
+    assert required_modules(TOOLS / "kwok")["sigs.k8s.io/kwok"] == pinned["KWOK_VERSION"]
+    # the same versions the tests render the platform content from
+    assert required_modules(TOOLS / "knative")["knative.dev/serving"] == module_version(KNATIVE_SERVING)
+    assert required_modules(TOOLS / "kserve")["github.com/kserve/kserve"] == module_version(KSERVE)
+    assert required_modules(TOOLS / "kwok")["sigs.k8s.io/kwok"] == module_version("sigs.k8s.io/kwok")
+
+
+def test_the_kserve_module_repeats_kserves_own_replace_directives():
+    """A dependency's replace directives are not applied: tools/kserve/go.mod must carry kserve's own
+    (github.com/kserve/kserve v0.20.0 go.mod pins controller-runtime v0.22.5 and k8s.io v0.34.x)."""
+    text = (TOOLS / "kserve" / "go.mod").read_text()
+    assert "sigs.k8s.io/controller-runtime => sigs.k8s.io/controller-runtime v0.22.5" in text
+    assert "k8s.io/client-go => k8s.io/client-go v0.34.5" in text
+
+
 def test_every_kubernetes_staging_module_is_replaced_at_the_matching_version():
     staging = "v0." + pinned_minor_patch()
     text = (TOOLS / "kubernetes" / "go.mod").read_text()
@@ -49,7 +72,7 @@ def test_knative_tag_mapping():
 
 
 def test_every_go_module_has_its_go_sum():
-    for module in ("etcd", "kubernetes", "helm", "upstream"):
+    for module in ("etcd", "kubernetes", "helm", "upstream", "kserve", "knative", "kwok"):
         assert (TOOLS / module / "go.sum").stat().st_size > 0, module
 
 
