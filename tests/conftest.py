@@ -26,6 +26,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.control_plane",
     "tests.fixtures.platform_apply",
     "tests.fixtures.kafka",
+    "tests.fixtures.reconcilers",
 ]
 
 
