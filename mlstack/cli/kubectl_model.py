@@ -86,13 +86,17 @@ def status(
     obj, kube = target.load()
     state = rollout.state_of(obj, target.aliases(obj, kube))
     row = _status_row(state, obj, wide=output == Output.wide)
+    note = rollout.rollout_note(state)
     if output in (Output.json, Output.yaml):
         row["traffic"] = list(state.revisions.traffic)
+        row["rollout"] = note or ("up to date" if state.revisions.has_status else "no status")
         typer.echo(dump(row, output))
         return
     widths = {k: max(len(k), len(str(v))) for k, v in row.items()}
     typer.echo("  ".join(k.upper().ljust(widths[k]) for k in row))
     typer.echo("  ".join(str(v).ljust(widths[k]) for k, v in row.items()))
+    if note:
+        typer.echo(f"rolling out: {note}")
 
 
 @app.command("canary")

@@ -97,33 +97,104 @@ def ready_condition(obj: dict) -> str | None:
 
 @dataclass(frozen=True)
 class Revisions:
-    """KServe's view of the predictor's revisions and traffic, as written in the status."""
+    """KServe's view of the predictor's revisions and traffic, as written in the status.
+
+    "Up to date" is judged only from what KServe writes. KServe keeps no record of which
+    InferenceService generation it has acted on: in Knative mode ``status.observedGeneration`` is
+    the Knative Service's (kserve v0.20.0 pkg/apis/serving/v1beta1/inference_service_status.go
+    ``PropagateStatus``: ``ss.ObservedGeneration = serviceStatus.ObservedGeneration``), a different
+    counter. The two part for good as soon as a spec change leaves the Knative Service as it was
+    (promoting a canary that runs at 100 %), or the Knative Service changes alone (KServe moving
+    the ``prev`` target), so comparing them with ``metadata.generation`` calls a service rolled out
+    too early or never (seen on the real controllers: tests/integration/test_kserve_phases.py).
+    """
 
     latest_created: str | None
     latest_ready: str | None
     latest_rolledout: str | None
     previous_rolledout: str | None
     traffic: tuple[dict, ...]
-    observed_generation: int | None
-    generation: int | None
     ready: str | None
+    spec_percent: int | None  # spec.predictor.canaryTrafficPercent
+    failure: str | None  # KServe's modelStatus.lastFailureInfo while it blocks the rollout, one phrase
+    not_ready: str | None  # the Ready condition's reason and message when it is False, one line
 
     @property
     def has_status(self) -> bool:
         return any(x is not None for x in (self.latest_created, self.latest_ready, self.latest_rolledout))
 
     @property
+    def wanted_latest_share(self) -> int:
+        """The share KServe gives the latest revision for this spec (ksvc_reconciler.go createKnativeService).
+
+        ``canaryTrafficPercent`` once a revision has been rolled out; before that, or without it, 100.
+        """
+        if self.spec_percent is None or not self.latest_rolledout:
+            return 100
+        return self.spec_percent
+
+    @property
+    def latest_share(self) -> int | None:
+        """The share of the ``latestRevision: true`` traffic target (None: no such target)."""
+        for target in self.traffic:
+            if target.get("latestRevision") and target.get("revisionName") == self.latest_ready:
+                return int(target.get("percent") or 0)
+        return None
+
+    @property
     def up_to_date(self) -> bool:
-        """KServe has seen the current spec and its latest revision is ready."""
-        seen = (
-            self.generation is None
-            or self.observed_generation is None
-            or (self.observed_generation >= self.generation)
+        """The latest revision is Ready and Knative routes to it the share the spec asks for.
+
+        A status KServe has not yet rewritten after a spec change shows the old share (or an older
+        latest revision), so it is not up to date, with one exception no status field can tell: a
+        change that keeps the latest share (a canary started at 100 %) looks settled until Knative
+        has created the new revision.
+        """
+        return (
+            self.latest_created is not None
+            and self.latest_created == self.latest_ready
+            and self.latest_share == self.wanted_latest_share
         )
-        return seen and self.latest_created is not None and self.latest_created == self.latest_ready
 
     def percent_of(self, revision: str | None) -> int:
         return sum(int(t.get("percent") or 0) for t in self.traffic if t.get("revisionName") == revision)
+
+
+def unsettled(revs: Revisions) -> str | None:
+    """Why KServe's status does not show the spec rolled out yet, in one line (None: it does)."""
+    if not revs.has_status:
+        return None
+    if revs.ready == "False":
+        return f"not Ready: {revs.not_ready}"
+    if revs.latest_created != revs.latest_ready:
+        failure = f" ({revs.failure})" if revs.failure else ""
+        return f"revision {revs.latest_created} is not Ready{failure}; latest Ready: {revs.latest_ready or 'none'}"
+    if revs.failure:
+        return f"KServe cannot roll out this spec: {revs.failure}"
+    if revs.up_to_date:
+        return None
+    return (
+        f"KServe has not routed {revs.wanted_latest_share}% to revision {revs.latest_ready} yet "
+        f"(it has {revs.latest_share or 0}%)"
+    )
+
+
+# KServe's modelStatus.transitionStatus values that mean the spec cannot be rolled out
+# (kserve v0.20.0 pkg/apis/serving/v1beta1/inference_service_status.go TransitionStatus); its
+# lastFailureInfo stays after a later rollout succeeds (UpToDate), so it counts only with these
+BLOCKED = ("BlockedByFailedLoad", "InvalidSpec")
+
+
+def failure_info(obj: dict) -> str | None:
+    """KServe's ``status.modelStatus.lastFailureInfo`` as one phrase, while it blocks the rollout."""
+    model_status = (obj.get("status") or {}).get("modelStatus") or {}
+    info = model_status.get("lastFailureInfo") or {}
+    if not info or model_status.get("transitionStatus") not in BLOCKED:
+        return None
+    parts = [str(info[k]) for k in ("reason", "message") if info.get(k)]
+    if info.get("exitCode") is not None:
+        parts.append(f"exit code {info['exitCode']}")
+    return ", ".join(parts) or None
 
 
 def revisions(obj: dict) -> Revisions:
@@ -134,10 +205,20 @@ def revisions(obj: dict) -> Revisions:
         latest_rolledout=status.get("latestRolledoutRevision"),
         previous_rolledout=status.get("previousRolledoutRevision"),
         traffic=tuple(status.get("traffic") or ()),
-        observed_generation=(obj.get("status") or {}).get("observedGeneration"),
-        generation=(obj.get("metadata") or {}).get("generation"),
         ready=ready_condition(obj),
+        spec_percent=canary_percent(obj),
+        failure=failure_info(obj),
+        not_ready=_condition_text(obj, "Ready"),
     )
+
+
+def _condition_text(obj: dict, kind: str) -> str | None:
+    """``reason: message`` of a False condition, on one line (Knative's messages span lines)."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "False":
+            text = ": ".join(str(condition[k]) for k in ("reason", "message") if condition.get(k))
+            return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or "no reason given"
+    return None
 
 
 def version_env(env: list[dict] | None, version: str) -> list[dict]:

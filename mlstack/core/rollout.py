@@ -149,12 +149,19 @@ def check_start(obj: dict, version: str, percent: int) -> list[str]:
         raise CheckFailed(
             f"KServe has no rolled-out revision for {isvc.name_of(obj)!r} yet; wait until it is Ready"
         )
-    if not revs.up_to_date:
-        raise CheckFailed(
-            f"{isvc.name_of(obj)!r} is still rolling out revision {revs.latest_created} "
-            f"(latest ready: {revs.latest_ready}); wait until it is Ready"
-        )
+    if why := isvc.unsettled(revs):
+        raise CheckFailed(f"{isvc.name_of(obj)!r} is still rolling out: {why}; wait until it is Ready")
     return []
+
+
+def rollout_note(state: CanaryState) -> str | None:
+    """What ``kubectl model status`` says when the service is not settled, with what to do."""
+    why = isvc.unsettled(state.revisions)
+    if why is None:
+        return None
+    if state.phase == "canary" and state.revisions.latest_created != state.revisions.latest_ready:
+        return f"canary {why}; promote is refused until it is Ready, or: kubectl model rollback {state.name}"
+    return why
 
 
 def start_canary_patch(
@@ -248,17 +255,9 @@ def _check_canary_ready(state: CanaryState) -> list[str]:
     if not revs.has_status:
         return [f"{state.name!r} has no status (a manifest, not a live object): readiness not checked"]
     if revs.ready == "False":
-        raise CheckFailed(f"{state.name!r} is not Ready; fix the canary or roll it back")
-    if not revs.up_to_date:
-        raise CheckFailed(
-            f"the canary revision of {state.name!r} is not ready (created {revs.latest_created}, "
-            f"ready {revs.latest_ready}); wait, or roll it back"
-        )
-    if revs.traffic and revs.percent_of(revs.latest_ready) != state.percent:
-        raise CheckFailed(
-            f"KServe has not routed {state.percent}% to the canary revision {revs.latest_ready} yet "
-            f"(it has {revs.percent_of(revs.latest_ready)}%); wait and retry"
-        )
+        raise CheckFailed(f"{state.name!r} is not Ready ({revs.not_ready}); fix the canary or roll it back")
+    if why := isvc.unsettled(revs):
+        raise CheckFailed(f"the canary of {state.name!r} is not ready: {why}; wait, or roll it back")
     return []
 
 
