@@ -29,7 +29,7 @@ BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5,
 SCOPE = "knative.dev/serving/pkg/queue"
 
 
-def queue_proxy_series(registry, revision: str):
+def queue_proxy_series(registry, revision: str, namespace: str):
     """One queue-proxy's series: its target_info (resource attributes) and the request histogram."""
     info = Gauge(
         "target_info",
@@ -43,7 +43,7 @@ def queue_proxy_series(registry, revision: str):
         ],
         registry=registry,
     )
-    info.labels("models", "fraud-predictor", "fraud-predictor", revision, "queue-proxy").set(1)
+    info.labels(namespace, "fraud-predictor", "fraud-predictor", revision, "queue-proxy").set(1)
     duration = Histogram(
         "kn_serving_invocation_duration_seconds",
         "The duration of task execution",
@@ -56,11 +56,13 @@ def queue_proxy_series(registry, revision: str):
     return duration
 
 
-def on_canary(expr: str) -> str:
-    return Template(expr).substitute(namespace="models", revision=CANARY, window="5m")
+def on_canary(expr: str, namespace: str) -> str:
+    return Template(expr).substitute(namespace=namespace, revision=CANARY, window="5m")
 
 
-def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.random.Generator) -> None:
+def log_traffic(
+    store: str, version: str, n: int, accuracy: float, rng: np.random.Generator, namespace: str
+) -> None:
     """Prediction rows as the payload sink writes them, plus feedback labels for each.
 
     Every row falls in the last 0.9 s. Callers start the canary at least 1 s before, and its
@@ -78,7 +80,7 @@ def log_traffic(store: str, version: str, n: int, accuracy: float, rng: np.rando
                 "request_id": ids,
                 "row_index": 0,
                 "inference_service": "fraud",
-                "namespace": "models",
+                "namespace": namespace,
                 "component": "predictor",
                 "model_name": "fraud",
                 "model_version": version,
@@ -101,9 +103,10 @@ def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
 ):
     url, (primary_registry, canary_registry) = prometheus
     monkeypatch.setenv("MLSTACK_CANARY__PROMETHEUS_URL", url)
+    ns = kube_api.namespace
     durations = {
-        PRIMARY: queue_proxy_series(primary_registry, PRIMARY),
-        CANARY: queue_proxy_series(canary_registry, CANARY),
+        PRIMARY: queue_proxy_series(primary_registry, PRIMARY, ns),
+        CANARY: queue_proxy_series(canary_registry, CANARY, ns),
     }
     shipped = CanaryConfig()  # the analysis's default queries: the ones the chart ships
     # three scrapes of the canary's target at 0 before traffic, so increase() counts all of it
@@ -113,16 +116,16 @@ def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
     time.sleep(1)
     rng = np.random.default_rng(0)
     store = str(mlstack_home / "payloads")
-    log_traffic(store, "1", 9000, 0.85, rng)
-    log_traffic(store, "2", 1000, 0.85, rng)
+    log_traffic(store, "1", 9000, 0.85, rng, ns)
+    log_traffic(store, "2", 1000, 0.85, rng, ns)
     for revision, ok, failed, seconds in ((PRIMARY, 8982, 18, 0.008), (CANARY, 970, 30, 0.009)):
         for code, count in (("200", ok), ("500", failed)):
             for _ in range(count):
                 durations[revision].labels(code, SCOPE).observe(seconds)
-    wait_for_samples(url, on_canary(shipped.requests_query), 1000)
+    wait_for_samples(url, on_canary(shipped.requests_query, ns), 1000)
 
     # the Prometheus path on its own
-    measured = revision_metrics(load_settings().canary, "models", CANARY, 300)
+    measured = revision_metrics(load_settings().canary, ns, CANARY, 300)
     assert 1000 <= measured.requests <= 1500
     assert abs(measured.errors / measured.requests - 0.03) < 0.008  # increase() extrapolates each series
     assert 5 <= measured.p95_ms <= 10  # p95 inside the (5 ms, 10 ms] bucket
@@ -136,7 +139,7 @@ def test_analyze_rolls_back_a_canary_with_3_percent_5xx(
     assert any("5xx" in reason for reason in summary["reasons"])
     assert summary["applied"]["move"] == "rollback"
     assert "## Metrics" in open(summary["report"]["markdown"]).read()
-    obj = kube_api.objects[("models", "fraud")]
+    obj = kube_api.objects[(ns, "fraud")]
     assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
     assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/1/models/m-1/artifacts"
     tag = mlflow_registry.get_model_version("fraud", "2").tags["rejected"]
@@ -156,8 +159,8 @@ def test_analyze_promotes_equal_variants_and_moves_aliases(
     time.sleep(1)
     rng = np.random.default_rng(1)
     store = str(mlstack_home / "payloads")
-    log_traffic(store, "1", 3000, 0.85, rng)
-    log_traffic(store, "2", 3000, 0.85, rng)
+    log_traffic(store, "1", 3000, 0.85, rng, kube_api.namespace)
+    log_traffic(store, "2", 3000, 0.85, rng, kube_api.namespace)
 
     code, out, err = kubectl_model("analyze", "fraud", "-o", "json")  # without --apply: changes nothing
     assert code == 0, err
@@ -171,5 +174,5 @@ def test_analyze_promotes_equal_variants_and_moves_aliases(
     assert out.startswith("verdict: promote")
     assert "5xx rate not checked" in out
     assert "applied: promote fraud v2 (was v1)" in out
-    assert "canaryTrafficPercent" not in kube_api.objects[("models", "fraud")]["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in kube_api.objects[(kube_api.namespace, "fraud")]["spec"]["predictor"]
     assert mlflow_registry.get_registered_model("fraud").aliases == {"champion": 2, "previous": 1}

@@ -117,7 +117,7 @@ def test_mlflow_auth_init_writes_the_postgres_uri_from_the_secret(chart_kind, tm
 
 @pytest.mark.timeout(600)
 def test_mlflow_as_the_chart_runs_it_requires_auth_and_answers_its_probe(chart_kind, tmp_path, venv_bin):
-    """The chart's mlflow command line, with local SQLite and a directory standing in for Postgres and S3."""
+    """The chart's mlflow command line, with local SQLite and a directory in place of Postgres and S3."""
     deployment, config = run_init_script(chart_kind, tmp_path)
     config["mlflow"]["database_uri"] = f"sqlite:///{tmp_path / 'auth.db'}"
     with open(tmp_path / "basic_auth.ini", "w") as handle:

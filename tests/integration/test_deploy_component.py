@@ -1,8 +1,8 @@
 """The pipeline's deploy step: the registered version served through the real KServe SDK client.
 
-Against the real kube-apiserver holding KServe's CRD (``kube_api``: tests/fixtures/kserve_api.py,
-where only KServe's controller is a stand-in, writing status): the first deploy creates the InferenceService from the chart's own rendered
-template ConfigMap, a later version starts a canary, the served version is a no-op.
+Against InferenceServices KServe's and Knative's own controllers reconcile (``kube_api``:
+tests/fixtures/kserve_live.py): the first deploy creates the InferenceService from the chart's own
+rendered template ConfigMap, a later version starts a canary, the served version is a no-op.
 """
 
 from __future__ import annotations
@@ -27,32 +27,31 @@ def kserve_client(kube_api):
 
 
 def test_start_canary_patches_through_the_kserve_sdk(kube_api, kserve_client):
+    ns = kube_api.namespace
     result = serve_version(
-        "fraud", "models", "2", "s3://mlflow/1/models/m-2/artifacts", 10, kserve_client=kserve_client
+        "fraud", ns, "2", "s3://mlflow/1/models/m-2/artifacts", 10, kserve_client=kserve_client
     )
     assert result["champion_version"] == "1" and result["percent"] == 10
-    obj = kube_api.objects[("models", "fraud")]
+    obj = kube_api.settle("fraud")
     assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert obj["spec"]["predictor"]["model"]["env"] == [{"name": "MLSTACK_MODEL_VERSION", "value": "2"}]
     assert obj["spec"]["predictor"]["minReplicas"] == 2  # the rest of the spec survives the patch
     traffic = {t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]}
     assert traffic == {"fraud-predictor-00002": 10, "fraud-predictor-00001": 90}
+    assert kube_api.reconcilers.route_traffic(ns, "fraud") == traffic  # what Knative routes
     with pytest.raises(CheckFailed, match="in flight"):
-        serve_version(
-            "fraud", "models", "3", "s3://mlflow/1/models/m-3/artifacts", 10, kserve_client=kserve_client
-        )
+        serve_version("fraud", ns, "3", "s3://mlflow/1/models/m-3/artifacts", 10, kserve_client=kserve_client)
 
 
 def test_deploy_step_looks_up_the_version_and_honours_the_switch(kube_api, kserve_client, mlflow_registry):
-    assert (
-        deploy_step(False, "fraud", "2", "fraud", "models", kserve_client=kserve_client)["deployed"] is False
-    )
+    ns = kube_api.namespace
+    assert deploy_step(False, "fraud", "2", "fraud", ns, kserve_client=kserve_client)["deployed"] is False
     assert [m for m, _, _ in kube_api.requests if m == "PATCH"] == []
-    result = deploy_step(True, "fraud", "2", "fraud", "models", kserve_client=kserve_client)
+    result = deploy_step(True, "fraud", "2", "fraud", ns, kserve_client=kserve_client)
     assert result["deployed"] and result["percent"] == 10  # canary.initial_percent
-    assert kube_api.objects[("models", "fraud")]["spec"]["predictor"]["model"]["storageUri"] == (
-        "s3://mlflow/1/models/m-2/artifacts"
-    )
+    obj = kube_api.settle("fraud")
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == "s3://mlflow/1/models/m-2/artifacts"
+    assert obj["status"]["components"]["predictor"]["latestReadyRevision"] == "fraud-predictor-00002"
 
 
 def test_component_compiles_to_our_image_without_installing_kfp(tmp_path):
@@ -104,14 +103,19 @@ def _chart_template(namespace: str) -> dict:
 
 
 def test_first_deploy_creates_the_service_from_the_chart_template(kube_api, kserve_client):
-    kube_api.config_maps[("models", "loan-default-isvc-template")] = _chart_template("models")
+    ns = kube_api.namespace
+    kube_api.config_maps[(ns, "loan-default-isvc-template")] = _chart_template(ns)
     uri = "s3://mlstack/mlflow-artifacts/1/models/m-abc/artifacts"
     moved = []
     result = serve_version(
-        "loan-default", "models", "1", uri, 10, kserve_client=kserve_client, apply_aliases=moved.extend
+        "loan-default", ns, "1", uri, 10, kserve_client=kserve_client, apply_aliases=moved.extend
     )
     assert result["move"] == "create" and result["percent"] == 100
-    created = kube_api.objects[("models", "loan-default")]
+    created = kube_api.settle("loan-default")  # KServe and Knative rolled it out
+    assert (
+        created["status"]["components"]["predictor"]["latestRolledoutRevision"]
+        == "loan-default-predictor-00001"
+    )
     predictor = created["spec"]["predictor"]
     assert predictor["model"]["storageUri"] == uri
     assert predictor["model"]["env"] == [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
@@ -123,20 +127,24 @@ def test_first_deploy_creates_the_service_from_the_chart_template(kube_api, kser
     assert [op.describe() for op in moved] == ["alias champion -> loan-default v1"]
     # the same version again: nothing sent
     posts = [r for r in kube_api.requests if r[0] in ("POST", "PATCH")]
-    again = serve_version("loan-default", "models", "1", uri, 10, kserve_client=kserve_client)
+    again = serve_version("loan-default", ns, "1", uri, 10, kserve_client=kserve_client)
     assert again["move"] == "noop" and not again["deployed"]
     assert [r for r in kube_api.requests if r[0] in ("POST", "PATCH")] == posts
     # the next version: a canary next to it
-    nxt = serve_version(
-        "loan-default", "models", "2", uri.replace("abc", "def"), 10, kserve_client=kserve_client
-    )
+    nxt = serve_version("loan-default", ns, "2", uri.replace("abc", "def"), 10, kserve_client=kserve_client)
     assert nxt["move"] == "start" and nxt["champion_version"] == "1"
-    assert kube_api.objects[("models", "loan-default")]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert kube_api.settle("loan-default")["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert kube_api.reconcilers.route_traffic(ns, "loan-default") == {
+        "loan-default-predictor-00002": 10,
+        "loan-default-predictor-00001": 90,
+    }
 
 
 def test_first_deploy_without_the_chart_template_fails_saying_why(kube_api, kserve_client):
     with pytest.raises(CheckFailed, match="isvc-template"):
-        serve_version("loan-default", "models", "1", "s3://mlstack/x", 10, kserve_client=kserve_client)
+        serve_version(
+            "loan-default", kube_api.namespace, "1", "s3://mlstack/x", 10, kserve_client=kserve_client
+        )
     # nothing created for loan-default (the fixture's own seeding of other services is in the log too)
     created = [
         r

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.kserve_standin import base_isvc
+from tests.fixtures.kserve_live import chart_isvc
 from tests.fixtures.kube_tools import ROOT
 
 
@@ -54,7 +54,7 @@ def test_an_unknown_field_is_refused(api, control_plane, namespace):
 
 
 def test_an_unknown_inferenceservice_field_is_refused_by_kserves_crd(api, kserve_crds, namespace):
-    isvc = base_isvc(namespace=namespace)
+    isvc = chart_isvc("fraud", namespace, "1", "s3://mlflow/1/models/m-1/artifacts")
     isvc["spec"]["predictor"]["model"]["storageUrl"] = isvc["spec"]["predictor"]["model"].pop("storageUri")
     response = api.post(
         f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices", json=isvc
@@ -64,7 +64,7 @@ def test_an_unknown_inferenceservice_field_is_refused_by_kserves_crd(api, kserve
 
 
 def test_a_wrongly_typed_inferenceservice_field_is_refused(api, kserve_crds, namespace):
-    isvc = base_isvc(namespace=namespace)
+    isvc = chart_isvc("fraud", namespace, "1", "s3://mlflow/1/models/m-1/artifacts")
     isvc["spec"]["predictor"]["minReplicas"] = "two"
     response = api.post(
         f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices", json=isvc
