@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import yaml
 
+from mlstack.adapters.kube import server_message
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, MlstackError
 
@@ -160,7 +161,11 @@ def serve_version(
                 namespace=namespace,
             )
     except (RuntimeError, ApiException) as exc:  # KServeClient.patch wraps API errors in RuntimeError
-        raise CheckFailed(f"the API refused {move.kind} of {namespace}/{inference_service}: {exc}") from exc
+        # KServeClient raises RuntimeError inside its except block: the ApiException is its __context__
+        cause = exc if isinstance(exc, ApiException) else exc.__cause__ or exc.__context__ or exc
+        raise CheckFailed(
+            f"the API refused {move.kind} of {namespace}/{inference_service}: {server_message(cause)}"
+        ) from exc
     log.info("%s: %s", move.kind, move.summary)
     result["percent"] = 100 if move.create is not None else int(percent)
     result["champion_version"] = None if current is None else isvc.serving_version(current)

@@ -17,6 +17,23 @@ from mlstack.core.errors import CheckFailed, MlstackError, UsageError
 log = logging.getLogger(__name__)
 
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+ADMISSION = "admission webhook"
+
+
+def server_message(exc) -> str:
+    """The API server's own reason for refusing a call, on one line (its ``Status.message``).
+
+    An admission webhook's denial (KServe's or Knative's validators, or any policy webhook) is a
+    403 whose message names the webhook and its reason; Knative's messages span lines.
+    """
+    import json
+
+    try:
+        message = json.loads(exc.body or "{}").get("message") or ""
+    except (TypeError, ValueError, AttributeError):
+        message = ""
+    text = message or str(getattr(exc, "reason", "") or exc)
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 class NotFound(CheckFailed):
@@ -68,12 +85,17 @@ class Kube:
                 raise CheckFailed(
                     f"InferenceService {name!r} changed while we worked on it; run the command again"
                 ) from exc
+            message = server_message(exc)
+            if ADMISSION in message:  # refused by a webhook: its words say what to fix
+                raise CheckFailed(
+                    f"the API server refused to {what} InferenceService {name!r}: {message}"
+                ) from exc
             if exc.status in (401, 403):
                 raise MlstackError(
                     f"not allowed to {what} InferenceService {name!r} in {self.namespace!r}: {exc.reason}"
                 ) from exc
             raise MlstackError(
-                f"cannot {what} InferenceService {name!r}: HTTP {exc.status} {exc.reason}: {exc.body}"
+                f"cannot {what} InferenceService {name!r}: HTTP {exc.status} {message}"
             ) from exc
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise MlstackError(f"cannot reach the Kubernetes API: {exc}") from exc

@@ -16,7 +16,7 @@ from mlstack.components.deploy import TEMPLATE_KEY, deploy_step, serve_version
 from mlstack.components.image import COMPONENT_IMAGE
 from mlstack.components.training_ops import deploy_canary_op
 from mlstack.core.errors import CheckFailed
-from tests.fixtures.cluster import named, render_objects, values_file
+from tests.fixtures.cluster import deep_merge, named, render_objects, values_file
 
 
 @pytest.fixture
@@ -138,6 +138,24 @@ def test_first_deploy_creates_the_service_from_the_chart_template(kube_api, kser
         "loan-default-predictor-00002": 10,
         "loan-default-predictor-00001": 90,
     }
+
+
+def test_a_template_kserves_webhook_refuses_fails_the_step_in_one_line(kube_api, kserve_client):
+    """minReplicas above maxReplicas passes the chart's schema; KServe's validating webhook refuses it."""
+    ns = kube_api.namespace
+    values = deep_merge(
+        values_file("values-kind.yaml"),
+        {"serving": {"models": [{"name": "loan-default", "minReplicas": 4, "maxReplicas": 2}]}},
+    )
+    config_map = named(render_objects(values), "ConfigMap", "loan-default-isvc-template")
+    kube_api.config_maps[(ns, "loan-default-isvc-template")] = config_map
+    with pytest.raises(CheckFailed) as refused:
+        serve_version("loan-default", ns, "1", "s3://mlstack/x", 10, kserve_client=kserve_client)
+    assert str(refused.value) == (
+        f"the API refused create of {ns}/loan-default: admission webhook "
+        '"inferenceservice.kserve-webhook-server.validator" denied the request: '
+        "'MinReplicas' cannot be greater than MaxReplicas"
+    )
 
 
 def test_first_deploy_without_the_chart_template_fails_saying_why(kube_api, kserve_client):
