@@ -63,8 +63,8 @@ test-unit: $(VENV)/.synced ## Run only the unit tests (fast, no servers)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: test-canary
-test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, analysis, kubectl-model, deploy step)
-	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
+test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, analysis, kubectl-model, deploy step) on KServe's and Knative's controllers (make test-tools first)
+	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_kubectl_model_failures.py tests/integration/test_kserve_phases.py tests/integration/test_canary_on_reconcilers.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-linter) and type-check (mypy)
@@ -99,7 +99,10 @@ clean: ## Remove local state (MLSTACK_HOME) and build outputs (keeps .venv)
 # nothing (and Go's build cache makes a rebuild after `make clean-test-tools` quick).
 # `make test` builds them when `go` is on PATH; without Go the tests that need them skip, saying why.
 include manifests/versions.env
-GO_BUILD = cd $(1) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags '-s -w $(2)' -o $@
+# $(call GO_BUILD,module dir,ldflags,package): prints how long the build took (a cold build of KServe
+# or kwok takes minutes, a warm one seconds)
+GO_BUILD = @start=$$(date +%s); cd $(1) && CGO_ENABLED=0 nice -n 10 $(GO) build -trimpath -ldflags '-s -w $(2)' -o $@ $(3) \
+  && echo "built $(notdir $@) in $$(( $$(date +%s) - start )) s"
 K8S_VERSION_PARTS := $(subst ., ,$(KUBERNETES_VERSION))
 # what Kubernetes' hack/lib/version.sh stamps (k8s.io/kubernetes v1.34.0); helm's Makefile does the
 # same for its own version and its default Capabilities.KubeVersion (helm.sh/helm/v3 v3.19.0)
@@ -119,27 +122,27 @@ TEST_TOOLS := $(CURDIR)/bin/etcd-$(ETCD_VERSION) $(CURDIR)/bin/kube-apiserver-v$
   $(CURDIR)/bin/helm-$(HELM_VERSION) $(RECONCILER_TOOLS)
 
 $(CURDIR)/bin/etcd-$(ETCD_VERSION): tools/etcd/go.mod tools/etcd/go.sum
-	$(call GO_BUILD,tools/etcd) go.etcd.io/etcd/server/v3
+	$(call GO_BUILD,tools/etcd,,go.etcd.io/etcd/server/v3)
 
 $(CURDIR)/bin/kube-%-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
-	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kube-$*
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS),k8s.io/kubernetes/cmd/kube-$*)
 
 $(CURDIR)/bin/kubectl-v$(KUBERNETES_VERSION): tools/kubernetes/go.mod tools/kubernetes/go.sum
-	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS)) k8s.io/kubernetes/cmd/kubectl
+	$(call GO_BUILD,tools/kubernetes,$(K8S_LDFLAGS),k8s.io/kubernetes/cmd/kubectl)
 
 $(CURDIR)/bin/helm-$(HELM_VERSION): tools/helm/go.mod tools/helm/go.sum
-	$(call GO_BUILD,tools/helm,$(HELM_LDFLAGS)) helm.sh/helm/v3/cmd/helm
+	$(call GO_BUILD,tools/helm,$(HELM_LDFLAGS),helm.sh/helm/v3/cmd/helm)
 
 $(CURDIR)/bin/kserve-manager-$(KSERVE_VERSION): tools/kserve/go.mod tools/kserve/go.sum
-	$(call GO_BUILD,tools/kserve) github.com/kserve/kserve/cmd/manager
+	$(call GO_BUILD,tools/kserve,,github.com/kserve/kserve/cmd/manager)
 
 # knative.dev/serving v0.48.1 is the Go module of the knative-v1.21.1 release (tools/knative/go.mod)
 $(CURDIR)/bin/knative-%-$(KNATIVE_SERVING_VERSION): tools/knative/go.mod tools/knative/go.sum
-	$(call GO_BUILD,tools/knative) knative.dev/serving/cmd/$*
+	$(call GO_BUILD,tools/knative,,knative.dev/serving/cmd/$*)
 
 # the version stamp kwok's hack/releases.sh sets (sigs.k8s.io/kwok v0.7.0)
 $(CURDIR)/bin/kwok-$(KWOK_VERSION): tools/kwok/go.mod tools/kwok/go.sum
-	$(call GO_BUILD,tools/kwok,-X sigs.k8s.io/kwok/pkg/consts.Version=$(KWOK_VERSION:v%=%)) sigs.k8s.io/kwok/cmd/kwok
+	$(call GO_BUILD,tools/kwok,-X sigs.k8s.io/kwok/pkg/consts.Version=$(KWOK_VERSION:v%=%),sigs.k8s.io/kwok/cmd/kwok)
 
 .PHONY: test-tools
 test-tools: ## Build the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) and the reconcilers (KServe, Knative, kube-scheduler, kwok) into bin/ from tools/ (needs Go)
