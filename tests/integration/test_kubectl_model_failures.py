@@ -107,7 +107,11 @@ def test_an_invalid_percent_refused_by_knatives_webhook_comes_back_in_one_line(
     # the way out: a valid percent
     code, _, err = kubectl_model("canary", "fraud", "--percent", "30")
     assert code == 0, err
-    assert reconcilers.route_traffic(ns, "fraud") == {REV(2): 30, REV(1): 70}
+    want = {REV(2): 30, REV(1): 70}
+    assert reconcilers.wait_for(
+        lambda: reconcilers.route_traffic(ns, "fraud") == want, "Knative routes 30/70"
+    )
+    assert kube_api.settle("fraud")["status"]["components"]["predictor"]["latestReadyRevision"] == REV(2)
 
 
 def test_a_runtime_kserve_does_not_know_is_reported_in_one_line(kube_api, mlflow_registry, kubectl_model):
