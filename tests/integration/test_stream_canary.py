@@ -30,7 +30,7 @@ from mlstack.adapters import model_aliases
 from mlstack.core import rollout
 from mlstack.core.settings import Settings
 from tests.conftest import ROOT
-from tests.fixtures.kserve_standin import base_isvc
+from tests.fixtures.kserve_recorded import recorded, without_status
 from tests.fixtures.stream import Reader, feature_rows, register_version, start_stream
 
 KEYS = [f"customer-{i}".encode() for i in range(200)]
@@ -72,6 +72,14 @@ class Feeder(threading.Thread):
         self.producer = None  # close it now, not when the broker is gone
 
 
+def isvc_manifest(name: str) -> dict:
+    """An InferenceService manifest for ``name``: the chart's, as KServe stored it (its status dropped)."""
+    obj = without_status(recorded("stable"))
+    obj["metadata"]["name"] = name
+    obj["metadata"]["annotations"]["serving.mlstack.io/registered-model"] = name
+    return obj
+
+
 def test_canary_promote_rollback_while_events_flow(kafka_broker, mlflow_server, tmp_path):
     name = f"stream-canary-{uuid.uuid4().hex[:6]}"
     v1 = register_version(mlflow_server, name, seed=1)
@@ -98,9 +106,7 @@ def test_canary_promote_rollback_while_events_flow(kafka_broker, mlflow_server, 
         tmp_path / "home", tmp_path / "stream.log", env, "--model", name, "--store", str(store)
     )
     reader = Reader(kafka_broker.bootstrap, [topics["predictions"]])
-    obj = rollout.first_deploy(
-        base_isvc(name, "models", v1, f"s3://mlflow/{name}/1"), v1, f"s3://mlflow/{name}/1"
-    )
+    obj = rollout.first_deploy(isvc_manifest(name), v1, f"s3://mlflow/{name}/1")
     feeder = Feeder(kafka_broker.bootstrap, topics["features"])
 
     def move(build) -> dict:
