@@ -9,8 +9,11 @@ the traffic Knative's route reconciler wrote on the Route, the status KServe wro
 InferenceService (traffic, latestRolledoutRevision, previousRolledoutRevision) and the pods of each
 revision Ready on a kwok node.
 
-One value differs from ``make deploy``: the ClusterServingRuntime's name (cluster-scoped, so it
-would collide with the runtime the other canary tests install with ``kubectl apply``).
+Two values differ from ``make deploy``: the ClusterServingRuntime's name and model format. The
+runtime is cluster-scoped, and KServe's ClusterServingRuntime webhook refuses a second runtime that
+serves the same model format at the same priority ("same priority assigned for the model format
+mlstack-sklearn in the clusterservingruntimes ..."), which the other canary tests' namespaces already
+have. (The same refusal would stop a second release of this chart on one cluster.)
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def release(reconcilers):
         str(ROOT / "helm" / "mlstack" / "values-kind.yaml"),
         "--set",
         "serving.runtime.name=mlstack-sklearn-acceptance",
+        "--set",
+        "serving.runtime.modelFormat=mlstack-sklearn-acceptance",
         "--timeout",
         "5m",
         timeout=400,
