@@ -8,7 +8,8 @@ KServe's storage initializer has no handler for. Everything here is the real par
   proxied artifacts, destination = the kind values' ``s3://mlstack/mlflow-artifacts`` on an S3 API);
 - the pipeline's own register step (``components/register.py`` ``log_and_register``);
 - the chart's rendered ``<model>-isvc-template`` ConfigMap in the real kube-apiserver holding KServe's
-  CRD (``kube_api``), the deploy step (``components/deploy.py``) and ``kubectl model canary``;
+  CRD, reconciled by KServe's and Knative's own controllers (``kube_api``), the deploy step
+  (``components/deploy.py``) and ``kubectl model canary``;
 - KServe's own storage initializer at the pinned tag (``python/storage`` and
   ``python/storage-initializer/scripts/initializer-entrypoint`` of github.com/kserve/kserve v0.20.0,
   read from the Go module), fetching the URI the InferenceService ended up with, with the variables
@@ -39,7 +40,6 @@ from tests.fixtures.mlflow_server import S3_CREDENTIALS
 
 pytestmark = pytest.mark.timeout(900)
 
-NAMESPACE = "models"  # the namespace kube_api's KServe controller watches
 SERVICE = "loan-default"  # the model values-kind.yaml serves
 CONTRACT = generator.loan_contract()
 SUMMARY = {
@@ -57,12 +57,12 @@ def kserve_client(kube_api):
     return KServeClient(config_file=os.environ["KUBECONFIG"])
 
 
-def _chart_template(registered_model: str) -> dict:
+def _chart_template(registered_model: str, namespace: str) -> dict:
     """The template ConfigMap `make deploy` installs (kind values), for a registered model of this test."""
     values = values_file("values-kind.yaml")
     values["serving"]["models"][0]["registeredModel"] = registered_model
     config_map = named(render_objects(values), "ConfigMap", SERVICE + TEMPLATE_SUFFIX)
-    return {**config_map, "metadata": {**config_map["metadata"], "namespace": NAMESPACE}}
+    return {**config_map, "metadata": {**config_map["metadata"], "namespace": namespace}}
 
 
 def _register(tracking_uri: str, model: str, seed: int) -> str:
@@ -112,7 +112,7 @@ def _kserve_fetch(server, storage_uri: str, target: Path) -> subprocess.Complete
 
 
 def _served(kube_api) -> str:
-    return kube_api.objects[(NAMESPACE, SERVICE)]["spec"]["predictor"]["model"]["storageUri"]
+    return kube_api.settle(SERVICE)["spec"]["predictor"]["model"]["storageUri"]
 
 
 def _assert_kserve_serves(server, storage_uri: str, model: str, version: str, target: Path) -> None:
@@ -133,7 +133,8 @@ def test_registered_versions_get_a_uri_kserve_fetches_with_none_passed(
     server = mlflow_server_info
     model = f"uri-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("MLSTACK_TRACKING_URI", server.url)  # what the pipeline step and the plugin read
-    kube_api.config_maps[(NAMESPACE, SERVICE + TEMPLATE_SUFFIX)] = _chart_template(model)
+    namespace = kube_api.namespace
+    kube_api.config_maps[(namespace, SERVICE + TEMPLATE_SUFFIX)] = _chart_template(model, namespace)
 
     first = _register(server.url, model, seed=1)
     # the shape of the problem: the chart's registry hands out the proxied scheme
@@ -142,7 +143,7 @@ def test_registered_versions_get_a_uri_kserve_fetches_with_none_passed(
     )
     # the tracking URI as the pipeline passes it to the step; the storage URI is not passed
     result = deploy_step(
-        True, model, first, SERVICE, NAMESPACE, kserve_client=kserve_client, tracking_uri=server.url
+        True, model, first, SERVICE, namespace, kserve_client=kserve_client, tracking_uri=server.url
     )
     assert result["move"] == "create", result
     _assert_kserve_serves(server, _served(kube_api), model, first, tmp_path / "v1")
@@ -150,7 +151,7 @@ def test_registered_versions_get_a_uri_kserve_fetches_with_none_passed(
     second = _register(server.url, model, seed=2)
     code, _, err = kubectl_model("canary", SERVICE, "--version", second, "--percent", "10")
     assert code == 0, err
-    assert kube_api.objects[(NAMESPACE, SERVICE)]["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert kube_api.settle(SERVICE)["spec"]["predictor"]["canaryTrafficPercent"] == 10
     _assert_kserve_serves(server, _served(kube_api), model, second, tmp_path / "v2")
 
 
