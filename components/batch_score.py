@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from mlstack.adapters import mlflow as mlflow_adapter
 from mlstack.components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
 from mlstack.components.batch_io import ParquetSink, default_rejects_uri, expand_uri, open_batches
-from mlstack.core import registry
 from mlstack.core.data import DataError, fingerprint_uri
-from mlstack.core.model import LoadedModel, load, model_uri, resolve_model_uri
-from mlstack.core.settings import load_settings
+from mlstack.core.model import LoadedModel
+from mlstack.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ def refuse_overlap(input_uri: str, output_uri: str, rejects_uri: str) -> None:
 
 def resolve_spec(spec: str, tracking_uri: str = "") -> tuple[str, str]:
     """``fraud@champion`` -> (``fraud``, ``"3"``) from the registry the settings (or ``tracking_uri``) name."""
-    _configure_registry(tracking_uri)
-    return resolve_model_uri(model_uri(spec))
+    return _registry(tracking_uri)[1].resolve(spec)
 
 
 def run_scoring(
@@ -239,14 +238,13 @@ def run_scoring(
     run_id: str = "",
 ) -> BatchSummary:
     """Load one pinned model version and score a table with it (the scoring step's whole job)."""
-    settings = _configure_registry(tracking_uri)
-    model = load(f"models:/{model_name}/{model_version}", engine=settings.serving.engine)
+    settings, registry = _registry(tracking_uri)
+    model = registry.load_model(f"{model_name}/{model_version}", engine=settings.serving.engine)
     return score_table(
         model, input_uri, output_uri, rejects_uri, run_id, chunk_rows or settings.batch.chunk_rows
     )
 
 
-def _configure_registry(tracking_uri: str):
+def _registry(tracking_uri: str) -> tuple[Settings, mlflow_adapter.Mlflow]:
     settings = load_settings(**({"tracking_uri": tracking_uri} if tracking_uri else {}))
-    registry.configure(settings)
-    return settings
+    return settings, mlflow_adapter.from_settings(settings)

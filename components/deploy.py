@@ -188,22 +188,17 @@ def deploy_step(
     """The step's body: nothing when ``deploy`` is off; otherwise find the version's location and serve it."""
     if not deploy:
         return {"deployed": False, "reason": "deploy parameter is off"}
-    from mlflow import MlflowClient
-
     from mlstack.adapters import model_aliases
-    from mlstack.core import registry
     from mlstack.core.settings import load_settings
 
     # the registry the version was registered in (aliases move there too): an explicit argument wins
     settings = load_settings(tracking_uri=tracking_uri or None)
     if not model_version:
         return {"deployed": False, "reason": "nothing was registered"}
-    registry.configure(settings)
-    client = MlflowClient()
 
     def locate(obj: dict) -> str:
         # mlflow-artifacts:/ locations mapped onto the destination the chart annotates the service with
-        return registry.kserve_storage_uri(client, model_name, model_version, isvc.artifacts_destination(obj))
+        return model_aliases.storage_uri(settings, model_name, model_version, isvc.artifacts_destination(obj))
 
     return serve_version(
         inference_service,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from mlstack.adapters.mlflow import Mlflow
 from mlstack.components.train import encode_target
 from mlstack.core.contract import DataContract
 from mlstack.core.model import predict
@@ -137,33 +138,28 @@ def judge(
 
 
 def champion_metrics(
-    model_name: str, tracking_uri: str, frame: pd.DataFrame, contract: DataContract, threshold: float
+    model_name: str, registry: Mlflow, frame: pd.DataFrame, contract: DataContract, threshold: float
 ) -> tuple[dict[str, float] | None, str | None]:
     """The current champion's metrics on the same evaluation set, or (None, why they are unknown).
 
     (None, None) only when the registry answers that there is no champion; any other failure
     (registry unreachable, 401, a champion that cannot score this data) is a problem, never "none".
     """
-    import mlflow
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from mlstack.core import model as model_format
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    where = registry.address.tracking_uri
     try:
-        MlflowClient().get_model_version_by_alias(model_name, "champion")
+        registry.client.get_model_version_by_alias(model_name, "champion")
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") and "not found" in str(
             exc
         ):
             return None, None
-        return None, f"cannot read the champion of {model_name} from {tracking_uri}: {_first_line(exc)}"
+        return None, f"cannot read the champion of {model_name} from {where}: {_first_line(exc)}"
     except Exception as exc:  # noqa: BLE001 - any other failure must fail the gate, not skip it
-        return None, f"cannot read the champion of {model_name} from {tracking_uri}: {_first_line(exc)}"
+        return None, f"cannot read the champion of {model_name} from {where}: {_first_line(exc)}"
     try:
-        champion = model_format.load(f"models:/{model_name}@champion")
+        champion = registry.load_model(f"{model_name}@champion")
         missing = [f for f in champion.feature_names if f not in frame.columns]
         if missing:
             return None, f"champion v{champion.version} needs columns this data lacks: {missing}"

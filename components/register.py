@@ -8,10 +8,12 @@ registered, so it can never get an alias.
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 import pandas as pd
 
+from mlstack.adapters.mlflow import Mlflow
 from mlstack.core.contract import DataContract
 from mlstack.core.settings import TrainingConfig
 
@@ -88,7 +90,7 @@ def log_and_register(
     config: TrainingConfig,
     summary: dict,
     lineage: Lineage,
-    tracking_uri: str,
+    registry: Mlflow,
     experiment: str,
     register: bool,
     eval_frame: pd.DataFrame | None = None,
@@ -98,33 +100,10 @@ def log_and_register(
     The model is compiled first (``mlstack.components.compile``): the ONNX artifact is attached to the
     logged model before it is registered, and only when it passed the parity gate on ``eval_frame``.
     """
-    import tempfile
-    from pathlib import Path
+    from mlflow.entities import Metric, Param
 
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-
-    from mlstack.components.compile import compile_model
-    from mlstack.core import model as model_format
-    from mlstack.core.compiled import ONNX_PATH
-    from mlstack.core.model import coerce_features
-    from mlstack.core.registry import aliases_of
-    from mlstack.core.settings import Settings
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    if tracking_uri.startswith("sqlite:///"):
-        from mlstack.core.registry import ensure_experiment
-
-        home = Path(tracking_uri.removeprefix("sqlite:///")).parent
-        experiment_id = ensure_experiment(
-            Settings(home=home, tracking_uri=tracking_uri, experiment=experiment)
-        )
-    else:
-        existing = mlflow.get_experiment_by_name(experiment)
-        experiment_id = existing.experiment_id if existing else mlflow.create_experiment(experiment)
-    client = MlflowClient()
+    experiment_id = registry.ensure_experiment(experiment)
+    client = registry.client
     tags = lineage_tags(lineage, summary["gates"]["passed"], summary["predictions_sha256"])
     result = {
         "run_id": None,
@@ -137,59 +116,97 @@ def log_and_register(
         "predictions_sha256": summary["predictions_sha256"],
         "pipeline_run_id": lineage.pipeline_run_id,
     }
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{config.model_name}-train") as run:
-        result["run_id"] = run.info.run_id
-        mlflow.set_tags({**tags, "model_name": config.model_name})
-        mlflow.log_params(
-            {
-                "estimator": config.estimator,
-                "seed": config.seed,
-                "threshold": config.threshold,
-                "test_size": config.test_size,
-                **{f"param.{k}": v for k, v in config.params.items()},
-            }
+    run = client.create_run(
+        experiment_id, run_name=f"{config.model_name}-train", tags={**tags, "model_name": config.model_name}
+    )
+    run_id = result["run_id"] = run.info.run_id
+    params = {
+        "estimator": config.estimator,
+        "seed": config.seed,
+        "threshold": config.threshold,
+        "test_size": config.test_size,
+        **{f"param.{k}": v for k, v in config.params.items()},
+    }
+    metrics = {k: v for k, v in summary["metrics"].items() if v == v}
+    for slice_name, values in summary.get("slices", {}).items():
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in slice_name)
+        metrics.update({f"slice.{safe}.{k}": v for k, v in values.items() if v == v and k != "rows"})
+    now = int(time.time() * 1000)
+    status = "FAILED"
+    try:
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
         )
-        mlflow.log_metrics({k: v for k, v in summary["metrics"].items() if v == v})
-        for slice_name, values in summary.get("slices", {}).items():
-            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in slice_name)
-            mlflow.log_metrics({f"slice.{safe}.{k}": v for k, v in values.items() if v == v and k != "rows"})
-        mlflow.log_dict(summary["gates"], "gates.json")
-        mlflow.log_text(contract.to_yaml(), "contract.yaml")
-        if not register:
-            return result
-        snapshot = reference_snapshot(
-            pipeline, train_frame, contract, config.threshold, config.reference_rows, config.seed
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "reference.parquet"
-            snapshot.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path="reference")
-        compiled = compile_model(pipeline, eval_frame, contract, config.threshold, config.compile)
-        tags = {**tags, **compiled.tags}
-        features = coerce_features(train_frame.head(200), contract)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(features, pipeline.predict(features)),
-            input_example=features.head(3),
-            metadata={**model_format.metadata_for(contract, config.threshold), **compiled.metadata},
-            # skops (MLflow's default) refuses the numpy dtypes a OneHotEncoder holds
-            serialization_format="cloudpickle",
-            # explicit requirements: MLflow's inference reloads the model in a subprocess (~10 s)
-            pip_requirements=model_requirements(),
-        )
-        if compiled.onnx is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / Path(ONNX_PATH).name
-                path.write_bytes(compiled.onnx)
-                client.log_model_artifact(info.model_id, str(path), str(Path(ONNX_PATH).parent))
-        # registered after the artifact is in place, so no version is ever seen without it
-        version = str(mlflow.register_model(info.model_uri, config.model_name).version)
-        for key, value in tags.items():
-            client.set_model_version_tag(config.model_name, version, key, value)
-        alias = choose_alias(aliases_of(client, config.model_name))
-        client.set_registered_model_alias(config.model_name, alias, version)
-        result["model_version"] = version
-        # read back: what the registry holds now, not what this run meant to set
-        result["aliases"] = sorted(client.get_model_version(config.model_name, version).aliases)
+        registry.log_text(run_id, json.dumps(summary["gates"], indent=2), "gates.json")
+        registry.log_text(run_id, contract.to_yaml(), "contract.yaml")
+        if register:
+            _register_model(
+                registry, run_id, pipeline, train_frame, eval_frame, contract, config, tags, result
+            )
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
     return result
+
+
+def _register_model(
+    registry: Mlflow,
+    run_id: str,
+    pipeline,
+    train_frame: pd.DataFrame,
+    eval_frame: pd.DataFrame | None,
+    contract: DataContract,
+    config: TrainingConfig,
+    tags: dict[str, str],
+    result: dict,
+) -> None:
+    """Log the reference snapshot and the model, attach the compiled artifact, register, tag, alias."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.models import infer_signature
+
+    from mlstack.components.compile import compile_model
+    from mlstack.core import model as model_format
+    from mlstack.core.compiled import ONNX_PATH
+    from mlstack.core.model import coerce_features
+
+    snapshot = reference_snapshot(
+        pipeline, train_frame, contract, config.threshold, config.reference_rows, config.seed
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reference.parquet"
+        snapshot.to_parquet(path, index=False)
+        registry.log_artifact(run_id, path, "reference")
+    compiled = compile_model(pipeline, eval_frame, contract, config.threshold, config.compile)
+    tags = {**tags, **compiled.tags}
+    features = coerce_features(train_frame.head(200), contract)
+    info = registry.log_sklearn_model(
+        run_id,
+        pipeline,
+        name="model",
+        signature=infer_signature(features, pipeline.predict(features)),
+        input_example=features.head(3),
+        metadata={**model_format.metadata_for(contract, config.threshold), **compiled.metadata},
+        # skops (MLflow's default) refuses the numpy dtypes a OneHotEncoder holds
+        serialization_format="cloudpickle",
+        # explicit requirements: MLflow's inference reloads the model in a subprocess (~10 s)
+        pip_requirements=model_requirements(),
+    )
+    if compiled.onnx is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(ONNX_PATH).name
+            path.write_bytes(compiled.onnx)
+            registry.log_model_artifact(info.model_id, path, str(Path(ONNX_PATH).parent))
+    # registered after the artifact is in place, so no version is ever seen without it
+    version = registry.register(info.model_uri, config.model_name)
+    client = registry.client
+    for key, value in tags.items():
+        client.set_model_version_tag(config.model_name, version, key, value)
+    alias = choose_alias(registry.aliases(config.model_name))
+    client.set_registered_model_alias(config.model_name, alias, version)
+    result["model_version"] = version
+    # read back: what the registry holds now, not what this run meant to set
+    result["aliases"] = sorted(client.get_model_version(config.model_name, version).aliases)

@@ -96,6 +96,7 @@ def evaluate_op(
     import joblib
     from sklearn.metrics import confusion_matrix
 
+    from mlstack.adapters.mlflow import MlflowAddress, connect
     from mlstack.components.evaluate import champion_metrics, evaluate, judge, render_model_card, roc_points
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
@@ -106,7 +107,7 @@ def evaluate_op(
     frame = dataio.load_table(eval_set.path)
     result = evaluate(joblib.load(model.path), frame, contract, config.threshold, config.slice_feature)
     champion, champion_problem = champion_metrics(
-        config.model_name, tracking_uri, frame, contract, config.threshold
+        config.model_name, connect(MlflowAddress.of(tracking_uri)), frame, contract, config.threshold
     )
     verdict = judge(result.metrics, config.gates, champion, champion_problem)
 
@@ -153,6 +154,7 @@ def register_op(
 
     import joblib
 
+    from mlstack.adapters.mlflow import MlflowAddress, connect
     from mlstack.components.register import Lineage, config_hash, log_and_register
     from mlstack.core import data as dataio
     from mlstack.core.contract import DataContract
@@ -170,7 +172,7 @@ def register_op(
         config,
         json.loads(summary_json),
         lineage,
-        tracking_uri,
+        connect(MlflowAddress.of(tracking_uri)),
         experiment,
         register,
         eval_frame=dataio.load_table(eval_set.path),

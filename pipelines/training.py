@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kfp import dsl
 
+from mlstack.adapters import mlflow as mlflow_adapter
 from mlstack.components.training_ops import (
     deploy_canary_op,
     evaluate_op,
@@ -26,7 +27,6 @@ from mlstack.core import data as dataio
 from mlstack.core import generator
 from mlstack.core.contract import DataContract
 from mlstack.core.errors import UsageError
-from mlstack.core.registry import ensure_experiment
 from mlstack.core.settings import Settings
 from mlstack.pipelines.cluster_env import ENV_CONFIG_MAP, MLFLOW_SECRET, S3_SECRET, with_cluster_env
 from mlstack.pipelines.local import home_lock, run_local
@@ -213,7 +213,7 @@ def run_training_locally(
     with home_lock(settings.resolved_home):  # concurrent runs on one home take turns
         data_uri = data_uri or default_data(settings)
         arguments = pipeline_arguments(settings, data_uri, contract, settings.resolved_tracking_uri)
-        ensure_experiment(settings)
+        mlflow_adapter.from_settings(settings).ensure_experiment(settings.experiment)
         return json.loads(run_local(training_pipeline, arguments, settings.resolved_home, show_progress))
 
 

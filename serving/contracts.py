@@ -34,12 +34,6 @@ Lookup = Callable[[str, str], DataContract]
 ANSWERED = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND", "BAD_REQUEST"}
 
 
-def registry_lookup(name: str, version: str) -> DataContract:
-    from mlstack.core.model import registered_contract
-
-    return registered_contract(name, version)
-
-
 def registry_answered(exc: BaseException) -> bool:
     """Whether a failed lookup reached the registry (the version is unknown or has no contract)
     rather than failing to reach it (connection refused, timeout, 401/403, 5xx)."""
@@ -69,11 +63,14 @@ class RegistryState:
 
 
 class ContractCache:
-    """``get(model, version)`` → the contract or None; lookups in the background, at most one at a time per key."""
+    """``get(model, version)`` → the contract or None; lookups in the background, at most one at a time per key.
+
+    ``lookup`` is the registry's (``Mlflow.registered_contract``); None: no registry, no contracts.
+    """
 
     def __init__(
         self,
-        lookup: Lookup | None = registry_lookup,
+        lookup: Lookup | None,
         retry_seconds: float = 60.0,
         max_entries: int = 4096,
         workers: int = 8,

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # one line per area; each module holds that area's server fixtures
 pytest_plugins: list[str] = [
     "tests.fixtures.mlflow_server",
+    "tests.fixtures.mlflow_auth",
     "tests.fixtures.serving",
     "tests.fixtures.monitoring",
     "tests.fixtures.canary",

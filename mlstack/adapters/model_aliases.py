@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 
-from mlstack.core import registry
-from mlstack.core.errors import CheckFailed, MlstackError
+from mlstack.adapters import mlflow as mlflow_adapter
+from mlstack.core.errors import CheckFailed, MlstackError, UsageError
+from mlstack.core.registry import KSERVE_SCHEMES, fetchable_uri
 from mlstack.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def _client(settings: Settings):
-    from mlflow import MlflowClient
-
-    registry.configure(settings)
-    return MlflowClient()
+    return mlflow_adapter.from_settings(settings).client
 
 
 def aliases(settings: Settings, model: str) -> dict[str, str]:
     """alias -> version; {} when the model is unknown. Raises when the tracking server is unreachable."""
     try:
-        return registry.aliases_of(_client(settings), model)
+        return mlflow_adapter.from_settings(settings).aliases(model)
     except MlstackError:
         raise
     except Exception as exc:  # connection errors surface as MlflowException / requests errors
@@ -35,7 +33,23 @@ def storage_uri(
 ) -> str:
     """Where KServe should fetch ``model`` version ``version`` from (``mlflow-artifacts:/`` mapped onto
     ``artifacts_destination``, the MLflow server's ``--artifacts-destination``)."""
-    return registry.kserve_storage_uri(_client(settings), model, version, artifacts_destination)
+    return kserve_storage_uri(mlflow_adapter.from_settings(settings), model, version, artifacts_destination)
+
+
+def kserve_storage_uri(
+    registry: mlflow_adapter.Mlflow, model_name: str, version: str, artifacts_destination: str | None = None
+) -> str:
+    """Where KServe should fetch a registered version from: ``registry``'s location, made fetchable.
+
+    ``artifacts_destination`` is the MLflow server's ``--artifacts-destination``
+    (``mlstack.core.registry.fetchable_uri``).
+    """
+    uri = fetchable_uri(registry.version_uri(model_name, version), artifacts_destination)
+    if not uri.startswith(KSERVE_SCHEMES):
+        raise UsageError(
+            f"MLflow stores {model_name} v{version} at {uri!r}, which KServe cannot fetch; pass a storage URI"
+        )
+    return uri
 
 
 def apply(settings: Settings, ops) -> list[str]:
@@ -80,12 +94,5 @@ def version_tags(settings: Settings, model: str, version: str) -> dict[str, str]
 
 def download_version(settings: Settings, model: str, version: str, destination: str) -> str:
     """Copy a registered version's model directory to ``destination``; returns the local path."""
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one log line, not a bar per file
-    import mlflow
-
-    registry.configure(settings)
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{model}/{version}", dst_path=destination
-    )
+    registry = mlflow_adapter.from_settings(settings)
+    return str(registry.download(registry.version_uri(model, version), destination))

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from mlstack.cli.common import ConfigOption, print_json, settings_from
-from mlstack.core import registry
 from mlstack.core.errors import CheckFailed, UsageError
 
 app = typer.Typer(
@@ -77,9 +76,9 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
+    from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.core import storage  # pyarrow: imported by the command, not by every `mlstack` start
     from mlstack.core.data import DataError
-    from mlstack.core.model import model_uri, resolve_model_uri
     from mlstack.pipelines.batch_scoring import run_batch_locally
 
     if not local:
@@ -90,8 +89,8 @@ def run_cmd(
     arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
     if not storage.exists(input_uri):
         raise DataError(f"no data at {input_uri}: check the path or the s3 endpoint/credentials")
-    registry.configure(settings)
-    resolve_model_uri(model_uri(model))  # an unknown model or alias: one clear line, not a failed task
+    # an unknown model or alias: one clear line, not a failed task
+    mlflow_adapter.from_settings(settings).resolve(model)
     summary = run_batch_locally(settings, arguments, show_progress=not as_json)
     if as_json:
         print_json(

@@ -51,17 +51,17 @@ def drift(
     2 when the reference cannot be found or an option is wrong; 3 when the verdict was computed
     and printed but the Pushgateway could not take it.
     """
-    from mlstack.core.registry import configure
+    from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.monitoring.drift import job as drift_job
     from mlstack.monitoring.drift.inputs import parse_window
 
     settings = settings_from(config)
-    configure(settings)
     drift_config = settings.drift
     result = drift_job.run(
         model,
         version,
         drift_config,
+        registry=mlflow_adapter.from_settings(settings),
         store=store or settings.payload_store,
         workspace_uri=workspace or drift_config.workspace or str(settings.resolved_home / "evidently"),
         window=parse_window(window or drift_config.window),

@@ -80,12 +80,17 @@ def serve_cmd(
         )
     # kserve parses sys.argv when imported; it must not see (and choke on) ours
     sys.argv = sys.argv[:1]
-    from mlstack.core.model import load
-
     model_version = model_version or settings.model_version
-    loaded = load(
-        uri, name=name, version=model_version, tracking_uri=settings.resolved_tracking_uri, engine=cfg.engine
-    )
+    if uri.startswith("models:/"):
+        from mlstack.adapters import mlflow as mlflow_adapter
+
+        loaded = mlflow_adapter.from_settings(settings).load_model(
+            uri, name=name, version=model_version, engine=cfg.engine
+        )
+    else:
+        from mlstack.core.model import load
+
+        loaded = load(uri, name=name, version=model_version, engine=cfg.engine)
     log.info(
         "serving %s version %s with the %s server (engine %s) on %s:%d",
         name,

@@ -136,35 +136,19 @@ def load(
     uri: str,
     name: str | None = None,
     version: str | None = None,
-    tracking_uri: str | None = None,
     engine: str = "auto",
 ) -> LoadedModel:
-    """Load from a local MLflow model directory or a ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` URI.
+    """Load from a local MLflow model directory (a registered version: ``Mlflow.load_model``).
 
-    The version is resolved from the registry for ``models:/`` URIs; for a directory it is the
-    ``version`` argument (KServe passes it) or ``unknown``. ``engine="auto"`` opens the compiled
-    artifact when the version has one that verifies (``mlstack.core.compiled``); ``"sklearn"``
-    never does. ``engine_reason`` says why the chosen engine serves. A directory served by its
-    compiled engine is opened without importing MLflow or scikit-learn (``LoadedModel.pipeline``
-    reads the pipeline when first asked).
+    The version is the ``version`` argument (KServe passes it) or ``unknown``. ``engine="auto"``
+    opens the compiled artifact when the version has one that verifies (``mlstack.core.compiled``);
+    ``"sklearn"`` never does. ``engine_reason`` says why the chosen engine serves. A directory
+    served by its compiled engine is opened without importing MLflow or scikit-learn
+    (``LoadedModel.pipeline`` reads the pipeline when first asked).
     """
-    if uri.startswith("models:/"):
-        import mlflow
-        import mlflow.artifacts
-
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
-        model_name, resolved_version = resolve_model_uri(uri)
-        local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{resolved_version}")
-        )
-        name = name or model_name
-        version = version or resolved_version
-    else:
-        local = Path(uri)
-        if not local.exists():
-            raise UsageError(f"model directory {uri} does not exist")
+    local = Path(uri)
+    if not local.exists():
+        raise UsageError(f"model directory {uri} does not exist")
     meta = _read_mlmodel(local).get("metadata") or {}
     if "mlstack_contract" not in meta:
         raise UsageError(f"model at {uri} has no mlstack_contract metadata; was it registered by mlstack?")
@@ -211,42 +195,3 @@ def model_uri(spec: str) -> str:
     """Any form ``parse_model_spec`` takes -> its ``models:/`` URI (``models:/NAME@champion`` for NAME)."""
     name, alias, version = parse_model_spec(spec)
     return f"models:/{name}/{version}" if version else f"models:/{name}@{alias}"
-
-
-def resolve_model_uri(uri: str) -> tuple[str, str]:
-    """Any form ``parse_model_spec`` takes -> (name, version) in the registry; UsageError when unknown."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    model_name, alias, version = parse_model_spec(uri)
-    client = MlflowClient()
-    try:
-        if version:
-            client.get_model_version(model_name, version)
-            return model_name, version
-        return model_name, str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException as exc:
-        raise UsageError(f"cannot resolve {uri} in the MLflow registry: {exc.message}") from exc
-
-
-def registered_contract(name: str, version: str) -> DataContract:
-    """The data contract of a registered model version, read from its MLmodel metadata only.
-
-    Reads one small file (no model weights); UsageError when the version or its contract is unknown.
-    """
-    import tempfile
-
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    with tempfile.TemporaryDirectory(prefix="mlstack-contract-") as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=tmp
-            )
-        except (MlflowException, OSError) as exc:
-            raise UsageError(f"no MLmodel for {name} version {version} in the registry: {exc}") from exc
-        meta = (yaml.safe_load(Path(local).read_text()) or {}).get("metadata") or {}
-    if "mlstack_contract" not in meta:
-        raise UsageError(f"{name} version {version} has no mlstack_contract metadata")
-    return DataContract.model_validate(meta["mlstack_contract"])

@@ -319,10 +319,6 @@ class Settings(BaseSettings):
     def payload_store(self) -> str:
         return self.sink.store or str(self.resolved_home / "payloads")
 
-    @property
-    def artifact_root(self) -> Path:
-        return self.resolved_home / "mlartifacts"
-
 
 def read_yaml_file(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from a user file; a missing file, a directory or bad YAML is a ConfigError."""

@@ -158,8 +158,10 @@ def drift_over_time(
     workspace: Path,
 ) -> list[dict]:
     """Run the real drift job once per window of the simulated period, champion traffic only."""
+    from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.monitoring.drift import job as drift_job
 
+    registry = mlflow_adapter.from_settings(settings)
     length = period / windows
     results = []
     for k in range(windows):
@@ -168,6 +170,7 @@ def drift_over_time(
             model,
             version,
             settings.drift,
+            registry=registry,
             store=settings.payload_store,
             workspace_uri=str(workspace),
             window=length,

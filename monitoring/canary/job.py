@@ -10,8 +10,8 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlstack.adapters import mlflow as mlflow_adapter
 from mlstack.core.contract import Target
-from mlstack.core.model import registered_contract
 from mlstack.core.payload import load_window
 from mlstack.core.settings import Settings
 from mlstack.monitoring.canary.analysis import Analysis, Variant, analyze, split_by_version
@@ -25,10 +25,10 @@ def report_dir(settings: Settings) -> Path:
     return Path(settings.canary.report_dir or settings.resolved_home / "canary")
 
 
-def _target(model: str, version: str) -> Target | None:
+def _target(registry: mlflow_adapter.Mlflow, model: str, version: str) -> Target | None:
     """The version's contract target (how its labels map to 0/1); None when the registry lacks it."""
     try:
-        return registered_contract(model, str(version)).target
+        return registry.registered_contract(model, str(version)).target
     except Exception as exc:  # no registry, or a version registered without mlstack metadata
         log.warning(
             "no contract for %s version %s (%s): only 0/1 and true/false labels count", model, version, exc
@@ -61,7 +61,11 @@ def analyze_service(
         seconds = (now - since).total_seconds()
         primary_metrics = revision_metrics(config, namespace, primary_revision, seconds)
         canary_metrics = revision_metrics(config, namespace, canary_revision, seconds)
-    primary_target, canary_target = _target(name, primary_version), _target(name, canary_version)
+    registry = mlflow_adapter.from_settings(settings)
+    primary_target, canary_target = (
+        _target(registry, name, primary_version),
+        _target(registry, name, canary_version),
+    )
     analysis = analyze(
         Variant(
             "primary", str(primary_version), primary_revision, primary_rows, primary_metrics, primary_target

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from mlstack.adapters.mlflow import Mlflow
 from mlstack.core import payload
 from mlstack.core.contract import DataContract, Feature, Target
 from mlstack.core.data import load_table
 from mlstack.core.errors import UsageError
 from mlstack.core.model import LoadedModel, predict
-from mlstack.core.model import load as load_model
 from mlstack.monitoring.drift import reference as mlflow_reference
 from mlstack.monitoring.drift.checks import LABEL_COLUMN, PREDICTION_COLUMNS
 
@@ -83,6 +83,7 @@ def gather(
     model: str,
     version: str | None,
     *,
+    registry: Mlflow,
     window: timedelta,
     reference_uri: str | None,
     current_uri: str | None,
@@ -90,11 +91,11 @@ def gather(
     now: datetime | None = None,
 ) -> DriftInputs:
     """Load everything one run needs; raises UsageError (exit 2) when the reference cannot be found."""
-    is_registered = mlflow_reference.registered(model)
+    is_registered = mlflow_reference.registered(registry, model)
     loaded = None
     if is_registered:
-        version = mlflow_reference.resolve_version(model, version)
-        loaded = load_model(f"models:/{model}/{version}")
+        version = mlflow_reference.resolve_version(registry, model, version)
+        loaded = registry.load_model(f"{model}/{version}")
     if reference_uri:
         try:
             reference = load_table(reference_uri)
@@ -102,7 +103,7 @@ def gather(
             raise UsageError(f"reference not found: {exc}") from exc
     elif is_registered:
         assert version is not None  # resolve_version returned it above
-        reference = mlflow_reference.fetch_reference(model, version)
+        reference = mlflow_reference.fetch_reference(registry, model, version)
     else:
         raise UsageError(
             f"no reference for model {model!r}: it is not in the MLflow registry; pass --reference URI"

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from mlstack.adapters.mlflow import Mlflow
 from mlstack.core.contract import DataContract
 from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import DriftConfig
@@ -176,6 +177,7 @@ def run(
     version: str | None,
     config: DriftConfig,
     *,
+    registry: Mlflow,
     store: str,
     workspace_uri: str | None,
     window: timedelta,
@@ -189,12 +191,13 @@ def run(
     if version is None and reference_uri is None and current_uri is None:
         from mlstack.monitoring.drift.reference import nothing_to_judge
 
-        reason = nothing_to_judge(model)
+        reason = nothing_to_judge(registry, model)
         if reason is not None:
             return _nothing_to_do(model, reason, config, pushgateway, started)
     inputs: DriftInputs = gather(
         model,
         version,
+        registry=registry,
         window=window,
         reference_uri=reference_uri,
         current_uri=current_uri,
@@ -222,7 +225,7 @@ def run(
             if inputs.registered:
                 from mlstack.monitoring.drift.reference import live_versions
 
-                live = live_versions(inputs.model) | {inputs.version}
+                live = live_versions(registry, inputs.model) | {inputs.version}
                 result["retired_versions"] = metrics.retire(pushgateway, config.push_job, inputs.model, live)
             result["published"] = True
         except MlstackError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlstack.adapters.mlflow import Mlflow
 from mlstack.core.errors import MlstackError, UsageError
 
 log = logging.getLogger(__name__)
@@ -22,17 +23,11 @@ REFERENCE_ARTIFACT = "reference/reference.parquet"
 LIVE_ALIASES = ("champion", "challenger")
 
 
-def _client():
-    from mlflow import MlflowClient
-
-    return MlflowClient()
-
-
-def resolve_version(model: str, version: str | None) -> str:
+def resolve_version(registry: Mlflow, model: str, version: str | None) -> str:
     """The version to judge: the one given, else the champion; UsageError when neither exists."""
     from mlflow.exceptions import MlflowException
 
-    client = _client()
+    client = registry.client
     try:
         if version:
             client.get_model_version(model, version)
@@ -46,13 +41,12 @@ def resolve_version(model: str, version: str | None) -> str:
         ) from exc
 
 
-def fetch_reference(model: str, version: str) -> pd.DataFrame:
+def fetch_reference(registry: Mlflow, model: str, version: str) -> pd.DataFrame:
     """Download and read the reference snapshot of one registered model version."""
     from mlflow.exceptions import MlflowException
 
-    client = _client()
     try:
-        run_id = client.get_model_version(model, version).run_id
+        run_id = registry.client.get_model_version(model, version).run_id
     except MlflowException as exc:
         raise UsageError(f"model {model!r} version {version} is not in the MLflow registry") from exc
     if not run_id:
@@ -62,7 +56,7 @@ def fetch_reference(model: str, version: str) -> pd.DataFrame:
         )
     with tempfile.TemporaryDirectory(prefix="mlstack-reference-") as tmp:
         try:
-            local = client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp)
+            local = registry.download(f"runs:/{run_id}/{REFERENCE_ARTIFACT}", tmp)
         except (MlflowException, OSError) as exc:
             raise UsageError(
                 f"no reference snapshot for model {model!r} version {version}: run {run_id} has no "
@@ -71,26 +65,24 @@ def fetch_reference(model: str, version: str) -> pd.DataFrame:
         return pd.read_parquet(Path(local))
 
 
-def live_versions(model: str) -> set[str]:
+def live_versions(registry: Mlflow, model: str) -> set[str]:
     """Versions that still serve traffic (champion, challenger); the drift metrics of others are retired."""
-    from mlstack.core.registry import aliases_of
-
-    aliases = aliases_of(_client(), model)
+    aliases = registry.aliases(model)
     return {version for alias, version in aliases.items() if alias in LIVE_ALIASES}
 
 
-def registered(model: str) -> bool:
+def registered(registry: Mlflow, model: str) -> bool:
     """Whether the registry knows the model at all."""
     from mlflow.exceptions import MlflowException
 
     try:
-        _client().get_registered_model(model)
+        registry.client.get_registered_model(model)
         return True
     except MlflowException:
         return False
 
 
-def nothing_to_judge(model: str) -> str | None:
+def nothing_to_judge(registry: Mlflow, model: str) -> str | None:
     """Why the registry holds no version of ``model`` to judge yet; None once it has a champion.
 
     Before the first deploy the drift CronJob finds the model unregistered, or registered without a
@@ -100,7 +92,7 @@ def nothing_to_judge(model: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        aliases = _client().get_registered_model(model).aliases
+        aliases = registry.client.get_registered_model(model).aliases
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return f"model {model!r} is not in the MLflow registry yet"

@@ -190,37 +190,30 @@ def build_sink_app(
 
 def app_from_settings(settings, store: str, wal_dir: str):
     """The sink app as ``mlstack sink`` runs it: settings' limits, contracts from the configured registry."""
-    from mlstack.serving.contracts import ContractCache, registry_lookup
+    from mlstack.adapters import mlflow as mlflow_adapter
+    from mlstack.serving.contracts import ContractCache
 
     cfg = settings.sink
     # a registry that does not answer must not hold a lookup thread for minutes (MLflow's defaults:
     # 7 retries with backoff factor 2, 120 s timeout; mlflow/environment_variables.py at 3.17.2)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    configured: list[bool] = []
+    # MLflow is imported on the first lookup (in a worker thread), not at start
+    registry = mlflow_adapter.from_settings(settings)
+    uri = settings.resolved_tracking_uri
 
-    def configure() -> None:
-        uri = settings.resolved_tracking_uri
-        if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
-            raise LookupError(f"no registry at {uri}")  # an absent SQLite registry holds no model
-        if not configured:  # MLflow is imported on the first lookup (in a worker thread), not at start
-            from mlstack.core.registry import configure as configure_mlflow
-
-            configure_mlflow(settings)
-            configured.append(True)
+    def absent() -> bool:
+        """An SQLite registry not created yet holds no model: nothing to look up, nothing to reach."""
+        return uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///"))
 
     def lookup(name: str, version: str):
-        configure()
-        return registry_lookup(name, version)
+        if absent():
+            raise LookupError(f"no registry at {uri}")
+        return registry.registered_contract(name, version)
 
     def probe() -> None:
-        uri = settings.resolved_tracking_uri
-        if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
-            return  # a local, empty registry: nothing to reach
-        configure()
-        from mlflow import MlflowClient
-
-        MlflowClient().search_registered_models(max_results=1)
+        if not absent():
+            registry.client.search_registered_models(max_results=1)
 
     contracts = ContractCache(
         lookup,

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.components.batch_score import score_table
 from mlstack.core.data import save_table
 from mlstack.core.generator import generate
-from mlstack.core.model import load
 from tests.conftest import free_port, stop, wait_for_http
 
 
@@ -45,8 +45,8 @@ def online_server(registered_loan_model, tmp_path):
 def test_batch_equals_online_server_for_the_evaluation_set(registered_loan_model, online_server, tmp_path):
     frame = generate(3000, seed=41)
     source = save_table(frame, str(tmp_path / "eval.parquet"))
-    model = load(
-        f"models:/fraud/{registered_loan_model.version}", tracking_uri=registered_loan_model.tracking_uri
+    model = connect(MlflowAddress(tracking_uri=registered_loan_model.tracking_uri)).load_model(
+        f"fraud/{registered_loan_model.version}"
     )
     summary = score_table(model, source, str(tmp_path / "out.parquet"), chunk_rows=700)
     batch = pd.read_parquet(tmp_path / "out.parquet")

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.core.data import fingerprint, save_table
 from mlstack.core.generator import generate
-from mlstack.core.model import load, predict
+from mlstack.core.model import predict
 from tests.fixtures.batch import THRESHOLD
 
 
@@ -51,8 +52,8 @@ def test_batch_run_local_matches_the_online_predict_path(registered_loan_model, 
     }
     scored = pd.read_parquet(out)
     # the online predictor's path: the registered version loaded from MLflow, then core predict
-    model = load(
-        f"models:/fraud/{registered_loan_model.version}", tracking_uri=registered_loan_model.tracking_uri
+    model = connect(MlflowAddress(tracking_uri=registered_loan_model.tracking_uri)).load_model(
+        f"fraud/{registered_loan_model.version}"
     )
     online_labels, online_proba = predict(model.pipeline, frame, model.contract, model.threshold)
     assert model.threshold == THRESHOLD

@@ -53,16 +53,14 @@ def registered(mlflow_server, tmp_path):
 
 
 def test_fetches_reference_from_the_registered_version(mlflow_server, registered):
-    import mlflow
-
+    from mlstack.adapters.mlflow import MlflowAddress, connect
     from mlstack.monitoring.drift import reference
 
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_registry_uri(mlflow_server)
-    assert reference.resolve_version(registered.name, None) == registered.version
-    fetched = reference.fetch_reference(registered.name, registered.version)
+    registry = connect(MlflowAddress(tracking_uri=mlflow_server))
+    assert reference.resolve_version(registry, registered.name, None) == registered.version
+    fetched = reference.fetch_reference(registry, registered.name, registered.version)
     pd.testing.assert_frame_equal(fetched, registered.reference.reset_index(drop=True), check_dtype=False)
-    assert reference.live_versions(registered.name) == {registered.version}
+    assert reference.live_versions(registry, registered.name) == {registered.version}
 
 
 def test_payload_window_drift_json_workspace_and_report(mlflow_server, registered, tmp_path):
@@ -71,12 +69,11 @@ def test_payload_window_drift_json_workspace_and_report(mlflow_server, registere
     home = tmp_path / "home"
     store = str(tmp_path / "store")
     contract = loan_contract()
-    import mlflow
+    from mlstack.adapters.mlflow import MlflowAddress, connect
 
-    mlflow.set_tracking_uri(mlflow_server)
-    from mlstack.core.model import load
-
-    model = load(f"models:/{registered.name}/{registered.version}")
+    model = connect(MlflowAddress(tracking_uri=mlflow_server)).load_model(
+        f"{registered.name}/{registered.version}"
+    )
     shifted = generate(3000, seed=11, scenario="category_shift")
     shifted["prediction"], shifted["probability"] = predict(
         model.pipeline, shifted, contract, model.threshold

@@ -60,7 +60,6 @@ def _event_headers(ce_id: str, kind: str) -> dict[str, str]:
 
 
 def test_positional_and_tensor_traffic_gives_the_named_verdict(mlflow_server, tmp_path, monkeypatch):
-    import mlflow
 
     registered = register_loan_model(mlflow_server, NAME, tmp_path)
     env = {"MLSTACK_TRACKING_URI": mlflow_server, "MLSTACK_MODEL_VERSION": registered.version}
@@ -95,15 +94,16 @@ def test_positional_and_tensor_traffic_gives_the_named_verdict(mlflow_server, tm
         for sink in sinks.values():
             sink.stop()
 
+    from mlstack.adapters.mlflow import MlflowAddress, connect
     from mlstack.monitoring.drift import job as drift_job
 
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_registry_uri(mlflow_server)
+    registry = connect(MlflowAddress(tracking_uri=mlflow_server))
     results = {
         shape: drift_job.run(
             NAME,
             registered.version,
             DriftConfig(min_rows=200),
+            registry=registry,
             store=str(tmp_path / shape / "store"),
             workspace_uri=None,
             window=timedelta(hours=1),

@@ -5,32 +5,22 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from mlstack.components.register import Lineage, log_and_register
-from mlstack.components.train import split, train
-from mlstack.core import generator
-from mlstack.core.model import load
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.core.settings import CompileConfig, TrainingConfig
+from tests.fixtures.registered import register_trained
 
-CONTRACT = generator.loan_contract()
-SUMMARY = {
-    "metrics": {"roc_auc": 0.8},
-    "gates": {"passed": True, "reasons": []},
-    "predictions_sha256": "sha256:test",
-}
-LINEAGE = Lineage("sha256:data", "memory://", "abc", "sha256:lock", "run-1", "sha256:config")
+
+def _registry(uri: str):
+    return connect(MlflowAddress(tracking_uri=uri))
 
 
 def _register(tmp_path, name: str, compile_config: CompileConfig):
     config = TrainingConfig(
         model_name=name, estimator="hist_gradient_boosting", params={"max_iter": 30}, compile=compile_config
     )
-    train_frame, eval_frame = split(generator.generate(3000, seed=4), CONTRACT, config)
-    pipeline = train(train_frame, CONTRACT, config)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = log_and_register(
-        pipeline, train_frame, CONTRACT, config, SUMMARY, LINEAGE, uri, "compile-test", True, eval_frame
-    )
-    return uri, result, len(eval_frame)
+    result, rows = register_trained(_registry(uri), config, "compile-test")
+    return uri, result, rows
 
 
 @pytest.fixture
@@ -45,7 +35,7 @@ def test_a_passing_export_is_attached_and_served_from_the_registry(home):
     assert tags["compiled_engine"] == "onnx" and tags["compiled_label_flips"] == "0"
     assert tags["compiled_rows"] == str(rows) and 0 < float(tags["compiled_max_abs_diff"]) <= 1e-6
     assert tags["gate_verdict"] == "passed"  # the lineage tags are still there
-    model = load(f"models:/compiled-ok/{result['model_version']}", tracking_uri=uri)
+    model = _registry(uri).load_model(f"compiled-ok/{result['model_version']}")
     assert model.engine == "onnx", model.engine_reason
 
 
@@ -53,5 +43,5 @@ def test_a_failing_export_is_registered_without_it_and_says_why(home):
     uri, result, _ = _register(home, "compiled-no", CompileConfig(max_abs_diff=1e-12))
     tags = MlflowClient(uri).get_model_version("compiled-no", result["model_version"]).tags
     assert tags["compiled_engine"] == "none" and tags["compiled_reason"].startswith("parity gate failed")
-    model = load(f"models:/compiled-no/{result['model_version']}", tracking_uri=uri)
+    model = _registry(uri).load_model(f"compiled-no/{result['model_version']}")
     assert model.engine == "sklearn" and "parity gate failed" in model.engine_reason

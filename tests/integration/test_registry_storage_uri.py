@@ -29,25 +29,18 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.components.deploy import TEMPLATE_SUFFIX, deploy_step
-from mlstack.components.register import Lineage, log_and_register
-from mlstack.components.train import split, train
 from mlstack.core import generator
 from mlstack.core.model import load
 from mlstack.core.settings import TrainingConfig
 from tests.fixtures.cluster import named, render_objects, values_file
 from tests.fixtures.mlflow_server import S3_CREDENTIALS
+from tests.fixtures.registered import register_trained
 
 pytestmark = pytest.mark.timeout(900)
 
 SERVICE = "loan-default"  # the model values-kind.yaml serves
-CONTRACT = generator.loan_contract()
-SUMMARY = {
-    "metrics": {"roc_auc": 0.8},
-    "gates": {"passed": True, "reasons": []},
-    "predictions_sha256": "sha256:t",
-}
-LINEAGE = Lineage("sha256:data", "memory://", "abc", "sha256:lock", "run-1", "sha256:config")
 
 
 @pytest.fixture
@@ -67,22 +60,10 @@ def _chart_template(registered_model: str, namespace: str) -> dict:
 
 def _register(tracking_uri: str, model: str, seed: int) -> str:
     """One pass of the pipeline's register step on fresh data; the version it registered."""
-    config = TrainingConfig(model_name=model)
-    train_frame, eval_frame = split(generator.generate(3000, seed=seed), CONTRACT, config)
-    pipeline = train(train_frame, CONTRACT, config)
-    result = log_and_register(
-        pipeline,
-        train_frame,
-        CONTRACT,
-        config,
-        SUMMARY,
-        LINEAGE,
-        tracking_uri,
-        "storage-uri",
-        True,
-        eval_frame,
-    )
-    return result["model_version"]
+    registry = connect(MlflowAddress(tracking_uri=tracking_uri))
+    return register_trained(registry, TrainingConfig(model_name=model), "storage-uri", seed=seed)[0][
+        "model_version"
+    ]
 
 
 def _kserve_fetch(server, storage_uri: str, target: Path) -> subprocess.CompletedProcess:
@@ -121,7 +102,7 @@ def _assert_kserve_serves(server, storage_uri: str, model: str, version: str, ta
     fetched = _kserve_fetch(server, storage_uri, target)
     assert fetched.returncode == 0, fetched.stderr[-3000:]
     served = load(str(target), version=version)
-    registered = load(f"models:/{model}/{version}", tracking_uri=server.url)
+    registered = connect(MlflowAddress(tracking_uri=server.url)).load_model(f"{model}/{version}")
     assert served.engine == registered.engine == "onnx"  # the compiled side file came along
     rows = generator.generate(200, seed=99)
     assert (served.predict(rows)[1] == registered.predict(rows)[1]).all()

@@ -7,11 +7,9 @@ import subprocess
 import sys
 
 import httpx
-import mlflow
-import mlflow.sklearn
 import pytest
-from mlflow import MlflowClient
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.core.model import metadata_for
 from tests.conftest import ROOT
 from tests.fixtures.serving import TRUSTED_TYPES, fit_pipeline, start_predictor
@@ -48,20 +46,21 @@ def registered(tmp_path, monkeypatch):
     """A model registered as version 1 of 'loans' with alias champion, in a SQLite tracking store."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLSTACK_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    registry = connect(MlflowAddress(tracking_uri=uri))
     pipeline, features, contract = fit_pipeline()
-    experiment = mlflow.create_experiment("serving-test", artifact_location=str(tmp_path / "artifacts"))
-    with mlflow.start_run(experiment_id=experiment):
-        mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            input_example=features.head(3),
-            metadata=metadata_for(contract, threshold=0.3),
-            registered_model_name="loans",
-            skops_trusted_types=TRUSTED_TYPES,
-        )
-    MlflowClient().set_registered_model_alias("loans", "champion", "1")
+    experiment = registry.client.create_experiment(
+        "serving-test", artifact_location=str(tmp_path / "artifacts")
+    )
+    registry.log_sklearn_model(
+        registry.client.create_run(experiment).info.run_id,
+        pipeline,
+        name="model",
+        input_example=features.head(3),
+        metadata=metadata_for(contract, threshold=0.3),
+        registered_model_name="loans",
+        skops_trusted_types=TRUSTED_TYPES,
+    )
+    registry.client.set_registered_model_alias("loans", "champion", "1")
     return uri
 
 

@@ -237,17 +237,19 @@ def test_store_holds_every_acknowledged_pair_once_and_nothing_escaped(fuzz_sink,
     assert set(raw["inference_service"]) == {"fuzz"} and set(raw["model_version"]) <= {"1", "2"}
 
     # a real drift job and a real canary analysis on that store
-    from mlstack.core.registry import configure
+    from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.monitoring.canary import job as canary_job
     from mlstack.monitoring.drift import job as drift_job
 
-    configure(Settings(home=str(tmp_path / "home")))  # an empty registry: "fuzz" is not registered
+    # an empty registry: "fuzz" is not registered
+    registry = mlflow_adapter.from_settings(Settings(home=str(tmp_path / "home")))
     reference = tmp_path / "reference.parquet"
     generator.generate(600, seed=15)[FEATURES].to_parquet(reference)
     result = drift_job.run(
         "fuzz",
         "1",
         DriftConfig(min_rows=50),
+        registry=registry,
         store=state["store"],
         workspace_uri=None,
         window=timedelta(hours=2),

@@ -197,9 +197,12 @@ def test_inferred_contract_on_a_foreign_csv_runs_the_whole_pipeline(cli_env, cli
     assert out["model_name"] == "cancer-it" and out["aliases"] == ["champion"]
     assert out["metrics"]["roc_auc"] > 0.95
     # the registered model serves its own contract: load it back and score the CSV
+    from mlstack.adapters.mlflow import MlflowAddress, connect
     from mlstack.core import model as model_format
 
-    loaded = model_format.load("models:/cancer-it@champion", tracking_uri=cli_env["MLSTACK_TRACKING_URI"])
+    loaded = connect(MlflowAddress(tracking_uri=cli_env["MLSTACK_TRACKING_URI"])).load_model(
+        "cancer-it@champion"
+    )
     assert loaded.contract.target.positive == "malignant" and "size_band" in loaded.feature_names
     predictions, _ = model_format.predict(loaded.pipeline, frame, loaded.contract, loaded.threshold)
     accuracy = ((predictions == 1) == (frame["diagnosis"] == "malignant")).mean()

@@ -7,12 +7,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.components.batch_io import default_rejects_uri, expand_uri
 from mlstack.components.batch_score import score_table
 from mlstack.core.data import DataError, fingerprint, load_table, save_table
 from mlstack.core.errors import UsageError
 from mlstack.core.generator import generate
-from mlstack.core.model import model_uri, parse_model_spec, resolve_model_uri
+from mlstack.core.model import model_uri, parse_model_spec
 from tests.fixtures.batch import THRESHOLD
 
 
@@ -157,9 +158,10 @@ def test_one_parser_for_every_model_reference():
     assert parse_model_spec("models:/fraud") == ("fraud", "champion", "")
     assert parse_model_spec(" fraud@challenger ") == ("fraud", "challenger", "")
     assert parse_model_spec("models:/fraud/12/") == ("fraud", "", "12")
+    nowhere = connect(MlflowAddress(tracking_uri="http://127.0.0.1:9"))  # nothing listens there
     for bad in ("models:/fraud/x", "models:/fraud@", "models:/a b"):  # refused before any registry call
         with pytest.raises(UsageError, match="NAME@ALIAS"):
-            resolve_model_uri(bad)
+            nowhere.resolve(bad)
 
 
 def test_output_naming():

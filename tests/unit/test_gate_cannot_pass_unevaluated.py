@@ -8,6 +8,7 @@ import socket
 import pandas as pd
 import pytest
 
+from mlstack.adapters.mlflow import MlflowAddress, connect
 from mlstack.components.evaluate import champion_metrics, evaluate, judge, slice_feature_for
 from mlstack.components.train import split, train
 from mlstack.core.contract import DataContract, Feature, Target
@@ -26,18 +27,16 @@ def test_unreachable_registry_is_a_problem_not_no_champion(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     frame = generate(50, seed=0)
-    champion, problem = champion_metrics(
-        "loans", f"http://127.0.0.1:{_closed_port()}", frame, loan_contract(), 0.5
-    )
+    nowhere = connect(MlflowAddress(tracking_uri=f"http://127.0.0.1:{_closed_port()}"))
+    champion, problem = champion_metrics("loans", nowhere, frame, loan_contract(), 0.5)
     assert champion is None
     assert problem and "cannot read the champion" in problem
 
 
 def test_no_champion_in_an_empty_registry_is_not_a_problem(tmp_path):
     frame = generate(50, seed=0)
-    champion, problem = champion_metrics(
-        "loans", f"sqlite:///{tmp_path / 'mlflow.db'}", frame, loan_contract(), 0.5
-    )
+    empty = connect(MlflowAddress(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
+    champion, problem = champion_metrics("loans", empty, frame, loan_contract(), 0.5)
     assert (champion, problem) == (None, None)
 
 
