@@ -1,17 +1,27 @@
-"""JSON answers and error handlers shared by the lean predictor app and the payload sink.
+"""JSON answers and error handlers shared by the predictor (both servers) and the payload sink.
 
-Every refusal has one shape: ``{"error": <sentence>, "field": <where>, "rule": <which rule>}``.
+Every refusal has one shape, built by ``refusal``: ``{"error": <sentence>, "field": <where>,
+"rule": <which rule>}``, plus ``details`` (one entry a row) where a contract check found several.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 JSON = "application/json"
+
+
+def refusal(field: str, rule: str, message: str, details: list[dict] | None = None) -> dict[str, Any]:
+    """The JSON body of a refusal: what is wrong (``error``), where (``field``), which rule (``rule``)."""
+    body: dict[str, Any] = {"error": message, "field": field, "rule": rule}
+    if details:
+        body["details"] = details
+    return body
 
 
 def json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response:
@@ -21,7 +31,7 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
 def error_response(
     status: int, field: str, rule: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return json_response(status, {"error": message, "field": field, "rule": rule}, headers)
+    return json_response(status, refusal(field, rule, message), headers)
 
 
 def error_handlers(log: logging.Logger) -> dict:

@@ -18,6 +18,7 @@ from mlstack.serving import binary, metrics
 from mlstack.serving.asgi import ClientGone, Receive, Scope, Send, header, read_body, respond
 from mlstack.serving.batching import Batcher
 from mlstack.serving.decoding import parse_request
+from mlstack.serving.http_errors import refusal
 from mlstack.serving.protocol import (
     MODEL_ENGINE_HEADER,
     MODEL_NAME_HEADER,
@@ -70,9 +71,7 @@ class Inference:
         except Exception as exc:  # a bug, not the client's: the one JSON error shape, logged
             log.exception("unexpected error on %s", scope.get("path"))
             status, headers = 500, [JSON_HEADER]
-            body = orjson.dumps(
-                {"error": f"{type(exc).__name__}: {exc}", "field": "server", "rule": "internal_error"}
-            )
+            body = orjson.dumps(refusal("server", "internal_error", f"{type(exc).__name__}: {exc}"))
         counter = self.responses.get(status)
         if counter is None:
             counter = self.responses[status] = self._responses(status)
@@ -83,8 +82,7 @@ class Inference:
         asked = scope.get("path_params", {}).get("model_name", self.name)
         if asked != self.name:
             message = f"Model with name {asked} does not exist."
-            error = {"error": message, "field": "model_name", "rule": "model_not_found"}
-            return 404, orjson.dumps(error), [JSON_HEADER]
+            return 404, orjson.dumps(refusal("model_name", "model_not_found", message)), [JSON_HEADER]
         started = time.perf_counter()
         scorer = self.scorer
         try:

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlstack.core.model import LoadedModel, load
 from mlstack.serving import binary, metrics
 from mlstack.serving.decoding import parse_request
+from mlstack.serving.http_errors import refusal
 from mlstack.serving.protocol import (
     MODEL_ENGINE_HEADER,
     MODEL_NAME_HEADER,
@@ -167,16 +168,14 @@ async def _validation_handler(_request, exc: RequestValidationError) -> ORJSONRe
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
     rule = str(first.get("type", "invalid_request"))
     message = f"{where}: {first.get('msg', 'invalid request body')}"
-    return ORJSONResponse(status_code=400, content={"error": message, "field": where, "rule": rule})
+    return ORJSONResponse(status_code=400, content=refusal(where, rule, message))
 
 
 async def _invalid_input_handler(_request, exc: InvalidInput) -> ORJSONResponse:
     """KServe's own decoding errors (bad JSON, FP16 over JSON, CloudEvent errors) in our 400 shape."""
     if isinstance(exc, ContractRejection):
         return await _rejection_handler(_request, exc)
-    return ORJSONResponse(
-        status_code=400, content={"error": str(exc), "field": "body", "rule": "invalid_input"}
-    )
+    return ORJSONResponse(status_code=400, content=refusal("body", "invalid_input", str(exc)))
 
 
 async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONResponse:
@@ -187,11 +186,7 @@ async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONRes
     )
     return ORJSONResponse(
         status_code=exc.status_code,
-        content={
-            "error": f"{exc.detail} ({request.method} {request.url.path})",
-            "field": field,
-            "rule": rule,
-        },
+        content=refusal(field, rule, f"{exc.detail} ({request.method} {request.url.path})"),
         headers=getattr(exc, "headers", None),
     )
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from mlstack.serving.http_errors import refusal
+
 V2_DATATYPES = {
     "BOOL",
     "UINT8",
@@ -55,10 +57,7 @@ class RequestError(ValueError):
         self.details = details or []
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message, "field": self.field, "rule": self.rule}
-        if self.details:
-            body["details"] = self.details
-        return body
+        return refusal(self.field, self.rule, self.message, self.details)
 
 
 @dataclass

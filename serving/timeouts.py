@@ -19,15 +19,12 @@ import asyncio
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mlstack.serving.http_errors import refusal
+
 
 def _timeout_response(seconds: float) -> bytes:
-    body = orjson.dumps(
-        {
-            "error": f"the request did not arrive whole within {seconds:g} s (read_timeout_seconds)",
-            "field": "request",
-            "rule": "read_timeout",
-        }
-    )
+    message = f"the request did not arrive whole within {seconds:g} s (read_timeout_seconds)"
+    body = orjson.dumps(refusal("request", "read_timeout", message))
     head = (
         b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"

@@ -17,6 +17,7 @@ import orjson
 
 from mlstack.core import names
 from mlstack.serving import binary
+from mlstack.serving.http_errors import refusal
 from mlstack.serving.protocol import RequestError
 
 MAX_ROWS = 1_000_000  # the sink stores what the predictor answered; its own batch limit applied there
@@ -33,7 +34,7 @@ class EventError(ValueError):
         self.field, self.rule, self.message, self.status = field, rule, message, status
 
     def to_dict(self) -> dict[str, str]:
-        return {"error": self.message, "field": self.field, "rule": self.rule}
+        return refusal(self.field, self.rule, self.message)
 
 
 @dataclass(slots=True)
