@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from mlstack.core import data as dataio
-from mlstack.core import generator, payload
+from mlstack.core import generator
 from mlstack.core.procs import free_port
 from mlstack.core.settings import Settings, load_settings
 from mlstack.demo import prom, report
@@ -108,6 +108,7 @@ def _demo_settings(base: Settings, home: Path, size: DemoSize) -> Settings:
                     "min_labeled": size.min_labeled,
                     "method": "fixed",
                     "max_accuracy_drop": 0.05,
+                    "report_dir": str(home),
                     # the predictors' own vocabulary (no queue-proxy on a laptop): see mlstack/demo/prom.py
                     **prom.QUERIES,
                 }
@@ -181,27 +182,22 @@ def drift_over_time(
     return results
 
 
-def analyze_canary(
-    settings: Settings, model: str, champion: str, challenger: str, out_dir: Path, window_seconds: float
-) -> dict:
-    """The canary analysis on the payload log (predictions, labels) of both versions and on what
-    Prometheus scraped from each predictor over the last ``window_seconds`` (requests, 5xx, p95)."""
-    from mlstack.monitoring.canary.analysis import Variant, analyze, split_by_version
-    from mlstack.monitoring.canary.metrics import revision_metrics
-    from mlstack.monitoring.canary.report import write_report
+def analyze_canary(settings: Settings, model: str, champion: str, challenger: str, since: datetime) -> dict:
+    """The canary CronJob's own analysis (``monitoring/canary/job.py``, what ``kubectl model analyze``
+    runs) on the demo's payload log, registry and Prometheus, for the canary started at ``since``."""
+    from mlstack.monitoring.canary.job import analyze_service
 
-    rows = payload.load_window(settings.payload_store, model)
-    primary_rows, canary_rows = split_by_version(rows, champion, challenger)
-    revisions = {v: prom.revision_of(v) for v in (champion, challenger)}
-    served = {v: revision_metrics(settings.canary, "demo", revisions[v], window_seconds) for v in revisions}
-    analysis = analyze(
-        Variant("primary", champion, revisions[champion], primary_rows, served[champion]),
-        Variant("canary", challenger, revisions[challenger], canary_rows, served[challenger]),
-        settings.canary,
-        context={"inference_service": model, "prometheus": settings.canary.prometheus_url},
+    analysis, json_path, md_path = analyze_service(
+        settings,
+        model,
+        "demo",
+        champion,
+        challenger,
+        prom.revision_of(champion),
+        prom.revision_of(challenger),
+        since,
     )
-    write_report(analysis, out_dir, "ab-report")
-    return analysis.to_dict()
+    return {**analysis.to_dict(), "report": {"json": str(json_path), "markdown": str(md_path)}}
 
 
 def base_isvc(model: str, version: str, storage_uri: str) -> dict:
@@ -349,7 +345,6 @@ def run_demo(
         settings = settings.model_copy(
             update={"canary": settings.canary.model_copy(update={"prometheus_url": prometheus.url})}
         )
-        scraping_since = time.monotonic()
 
         rows, drift_from = traffic_rows(size, scenario)
         period = timedelta(hours=size.windows)
@@ -392,9 +387,7 @@ def run_demo(
                 settings, model, champion, start, period, size.windows, home / "evidently"
             )
         with Step(timings, "canary analysis", say):
-            analysis = analyze_canary(
-                settings, model, champion, challenger, home, time.monotonic() - scraping_since
-            )
+            analysis = analyze_canary(settings, model, champion, challenger, start)
         with Step(timings, f"apply verdict '{analysis['verdict']}' to the MLflow aliases", say):
             applied = apply_verdict(
                 settings, model, champion, challenger, analysis["verdict"], analysis["reasons"], home
@@ -439,7 +432,10 @@ def run_demo(
             "verdict_applied": applied,
             "aliases_before": aliases_before,
             "aliases_after": aliases_after,
-            "links": [("A/B report (Markdown)", "ab-report.md"), ("A/B report (JSON)", "ab-report.json")]
+            "links": [
+                ("A/B report (Markdown)", analysis["report"]["markdown"]),
+                ("A/B report (JSON)", analysis["report"]["json"]),
+            ]
             + [(f"Evidently report {w['label']}", w["report"]) for w in windows if w.get("report")]
             + [("InferenceService after the verdict", Path(applied["object"]).name)],
             "timings": timings,
