@@ -40,8 +40,9 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 .PHONY: setup
-setup: $(VENV)/.synced system-deps ## Create .venv from uv.lock, install Debian test packages and the kubectl-model plugin
+setup: $(VENV)/.synced system-deps ## Create .venv from uv.lock, install Debian test packages and the kubectl-model plugin; use the repo's git hooks
 	@mkdir -p bin && ln -sf $(VENV)/bin/kubectl-model bin/kubectl-model
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git config core.hooksPath .githooks; fi
 	@echo "ready: source .venv/bin/activate; put $(CURDIR)/bin on PATH for 'kubectl model'"
 
 .PHONY: system-deps
@@ -67,11 +68,12 @@ test-canary: $(VENV)/.synced ## Run the canary area's tests (state machine, anal
 	$(PY) -m pytest tests/unit/test_canary_state.py tests/unit/test_canary_analysis.py tests/integration/test_kubectl_model.py tests/integration/test_kubectl_model_failures.py tests/integration/test_kserve_phases.py tests/integration/test_canary_on_reconcilers.py tests/integration/test_canary_analyze.py tests/integration/test_deploy_component.py $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-linter) and type-check (mypy)
+lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-linter), type-check (mypy), check commit messages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(PY) tools/commit_msg.py
 
 .PHONY: fmt
 fmt: $(VENV)/.synced ## Format the Python code (ruff)
