@@ -40,7 +40,7 @@ ChunkOption = Annotated[
 ]
 
 
-def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
+def _arguments(settings, model, input_uri, output, rejects) -> dict:
     from mlstack.components.batch_io import default_rejects_uri, expand_uri
     from mlstack.components.batch_score import refuse_overlap
     from mlstack.core.model import model_uri
@@ -56,7 +56,7 @@ def _arguments(settings, model, input_uri, output, rejects, chunk_rows) -> dict:
         "input_uri": input_uri,
         "output_uri": output,
         "rejects_uri": rejects or "",
-        "chunk_rows": chunk_rows or settings.batch.chunk_rows,
+        "chunk_rows": settings.batch.chunk_rows,
     }
 
 
@@ -85,8 +85,8 @@ def run_cmd(
         raise UsageError(
             "batch run needs --local (kfp.local); for a cluster use 'mlstack batch submit --host URL'"
         )
-    settings = settings_from(config)
-    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
+    settings = settings_from(config, batch={"chunk_rows": chunk_rows})
+    arguments = _arguments(settings, model, input_uri, output, rejects)
     if not storage.exists(input_uri):
         raise DataError(f"no data at {input_uri}: check the path or the s3 endpoint/credentials")
     # an unknown model or alias: one clear line, not a failed task
@@ -136,10 +136,12 @@ def submit_cmd(
     from mlstack.pipelines.batch_scoring import submit_batch
     from mlstack.pipelines.submit import kfp_cron
 
-    settings = settings_from(config)
-    arguments = _arguments(settings, model, input_uri, output, rejects, chunk_rows)
-    arguments["tracking_uri"] = tracking_uri or settings.tracking_uri or ""
-    schedule = schedule or settings.batch.schedule
+    settings = settings_from(
+        config, tracking_uri=tracking_uri, batch={"chunk_rows": chunk_rows, "schedule": schedule}
+    )
+    arguments = _arguments(settings, model, input_uri, output, rejects)
+    arguments["tracking_uri"] = settings.tracking_uri or ""
+    schedule = settings.batch.schedule
     kfp_cron(schedule)
     if not host.startswith(("http://", "https://")):
         raise UsageError(f"--host {host!r} must be an http(s):// URL of the KFP API")

@@ -79,8 +79,23 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
-def settings_from(config: str | None) -> Settings:
-    return load_settings(config)
+def settings_from(config: str | None, **options: Any) -> Settings:
+    """The one settings loader, with a command's options as its explicit-argument layer.
+
+    ``options`` have the settings' shape (``serving={"port": port}``); an option left at None was
+    not given, so the environment, the ``--config`` file or the default decides that value.
+    """
+    return load_settings(config, **_given(options))
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            value = _given(value)
+        if value is not None and value != {}:
+            given[key] = value
+    return given
 
 
 def print_json(obj: Any) -> None:

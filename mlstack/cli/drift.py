@@ -55,19 +55,23 @@ def drift(
     from mlstack.monitoring.drift import job as drift_job
     from mlstack.monitoring.drift.inputs import parse_window
 
-    settings = settings_from(config)
+    settings = settings_from(
+        config,
+        sink={"store": store},
+        drift={"workspace": workspace, "window": window, "pushgateway": pushgateway},
+    )
     drift_config = settings.drift
     result = drift_job.run(
         model,
         version,
         drift_config,
         registry=mlflow_adapter.from_settings(settings),
-        store=store or settings.payload_store,
-        workspace_uri=workspace or drift_config.workspace or str(settings.resolved_home / "evidently"),
-        window=parse_window(window or drift_config.window),
+        store=settings.payload_store,
+        workspace_uri=drift_config.workspace or str(settings.resolved_home / "evidently"),
+        window=parse_window(drift_config.window),
         reference_uri=reference,
         current_uri=current,
-        pushgateway=pushgateway or drift_config.pushgateway,
+        pushgateway=drift_config.pushgateway,
     )
     if as_json:
         print_json(result)

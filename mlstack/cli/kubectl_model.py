@@ -127,8 +127,10 @@ def start_canary(
     if filename and version is not None and not storage_uri:
         # -f works on a manifest alone: no registry is read, no mlflow.db is created
         raise UsageError("-f needs --storage-uri with --version (the registry is not read in -f mode)")
-    settings = settings_from(config)
-    share = percent if percent is not None else settings.canary.initial_percent
+    if percent is not None:
+        rollout.check_percent(percent)  # before the settings, which would name canary.initial_percent
+    settings = settings_from(config, canary={"initial_percent": percent})
+    share = settings.canary.initial_percent
     target = Target(name, namespace, context, output, dry_run, filename, settings)
     if version is None:
         if percent is None:

@@ -62,25 +62,25 @@ def serve_cmd(
     config: ConfigOption = None,
 ) -> None:
     """Serve an mlstack model on KServe's v1 and v2 protocols (blocks until stopped)."""
-    settings = settings_from(config)
-    cfg = settings.serving
     check_name(name)
-    server = server or cfg.server
-    if server not in ("lean", "kserve"):
+    if server is not None and server not in ("lean", "kserve"):
         raise UsageError(f"--server must be 'lean' or 'kserve', not {server!r}")
-    uri = model or cfg.model_dir
+    settings = settings_from(
+        config,
+        model_version=model_version,
+        serving={"model_dir": model, "port": port, "workers": workers, "server": server, "host": host},
+    )
+    cfg = settings.serving
+    server, uri, port, workers, host = cfg.server, cfg.model_dir, cfg.port, cfg.workers, cfg.host
     if not uri.startswith("models:/") and not Path(uri).exists():
         raise UsageError(f"model {uri} not found; pass --model DIR or --model models:/NAME@ALIAS")
-    port = port if port is not None else cfg.port
-    workers = workers or cfg.workers
-    host = host or cfg.host
     if server == "kserve" and workers > 1 and host != "0.0.0.0":
         raise UsageError(
             "--server kserve with --workers > 1 binds 0.0.0.0 only; use --host 0.0.0.0 or one worker"
         )
     # kserve parses sys.argv when imported; it must not see (and choke on) ours
     sys.argv = sys.argv[:1]
-    model_version = model_version or settings.model_version
+    model_version = settings.model_version
     if uri.startswith("models:/"):
         from mlstack.adapters import mlflow as mlflow_adapter
 
@@ -152,14 +152,14 @@ def sink_cmd(
     from mlstack.serving.sink.app import app_from_settings
     from mlstack.serving.timeouts import protocol
 
-    settings = settings_from(config)
+    settings = settings_from(config, sink={"store": store, "port": port, "wal_dir": wal_dir, "host": host})
     cfg = settings.sink
-    wal = wal_dir or cfg.wal_dir or str(settings.resolved_home / "sink-wal")
-    log.info("sink storing to %s, WAL in %s", store, wal)
+    wal = cfg.wal_dir or str(settings.resolved_home / "sink-wal")
+    log.info("sink storing to %s, WAL in %s", settings.payload_store, wal)
     uvicorn.run(
-        app_from_settings(settings, store, wal),
-        host=host or cfg.host,
-        port=port if port is not None else cfg.port,
+        app_from_settings(settings, settings.payload_store, wal),
+        host=cfg.host,
+        port=cfg.port,
         access_log=False,
         log_config=None,
         http=protocol(cfg.read_timeout_seconds),  # uvicorn's httptools + a read timeout

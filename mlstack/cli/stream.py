@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from mlstack.cli.common import ConfigOption
-from mlstack.core.settings import load_settings
+from mlstack.cli.common import ConfigOption, settings_from
 
 
 def stream_cmd(
@@ -65,28 +64,22 @@ def stream_cmd(
     """Score feature events from Kafka: predictions, dead letters and payload rows, exactly once."""
     from mlstack.serving.stream.app import run_stream
 
-    stream: dict[str, object] = {}
-    kafka: dict[str, object] = {}
     guarantee: Literal["at_least_once"] | None = "at_least_once" if at_least_once else None
-    for key, value in (
-        ("model", model),
-        ("input_topic", input_topic),
-        ("output_topic", output_topic),
-        ("dlq_topic", dlq_topic),
-        ("guarantee", guarantee),
-        ("batch_max_events", batch_max_events),
-        ("batch_max_wait_ms", batch_max_wait_ms),
-        ("store", store),
-        ("store_writer", store_writer),
-        ("instance_id", instance_id),
-        ("metrics_port", metrics_port),
-    ):
-        if value is not None:
-            stream[key] = value
-    if bootstrap_servers is not None:
-        kafka["bootstrap_servers"] = bootstrap_servers
-    base = load_settings(config)
-    overrides = base.stream.model_dump() | stream
-    overrides["kafka"] = base.stream.kafka.model_dump() | kafka
-    settings = load_settings(config, stream=overrides)
+    settings = settings_from(
+        config,
+        stream={
+            "model": model,
+            "input_topic": input_topic,
+            "output_topic": output_topic,
+            "dlq_topic": dlq_topic,
+            "guarantee": guarantee,
+            "batch_max_events": batch_max_events,
+            "batch_max_wait_ms": batch_max_wait_ms,
+            "store": store,
+            "store_writer": store_writer,
+            "instance_id": instance_id,
+            "metrics_port": metrics_port,
+            "kafka": {"bootstrap_servers": bootstrap_servers},
+        },
+    )
     raise typer.Exit(run_stream(settings))

@@ -129,10 +129,15 @@ def state_of(obj: dict, aliases: dict[str, str] | None = None) -> CanaryState:
     )
 
 
-def check_start(obj: dict, version: str, percent: int) -> list[str]:
-    """Raise when starting a canary of ``version`` would be unsafe; return warnings to print."""
+def check_percent(percent: int) -> None:
+    """A canary's traffic share is 1 to 100 %."""
     if not 1 <= percent <= 100:
         raise UsageError(f"--percent must be between 1 and 100, got {percent}")
+
+
+def check_start(obj: dict, version: str, percent: int) -> list[str]:
+    """Raise when starting a canary of ``version`` would be unsafe; return warnings to print."""
+    check_percent(percent)
     current = isvc.canary_percent(obj)
     serving = isvc.serving_version(obj)
     if current is not None and current > 0:
@@ -233,8 +238,7 @@ def step(obj: dict, aliases: dict[str, str], percent: int) -> Move:
         raise CheckFailed(
             f"no canary in flight on {state.name!r} (phase {state.phase}); start one with --version"
         )
-    if not 1 <= percent <= 100:
-        raise UsageError(f"--percent must be between 1 and 100, got {percent}")
+    check_percent(percent)
     patch = {"spec": {"predictor": {"canaryTrafficPercent": int(percent)}}}
     ops = []
     if state.challenger_version:
