@@ -138,7 +138,7 @@ def judge(
 
 
 def champion_metrics(
-    model_name: str, registry: Mlflow, frame: pd.DataFrame, contract: DataContract, threshold: float
+    model_name: str, registry: Mlflow, frame: pd.DataFrame, contract: DataContract
 ) -> tuple[dict[str, float] | None, str | None]:
     """The current champion's metrics on the same evaluation set, or (None, why they are unknown).
 

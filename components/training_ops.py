@@ -14,16 +14,15 @@ from mlstack.components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def ingest_op(data_uri: str, contract_yaml: str, dataset: Output[Dataset]) -> str:
+def ingest_op(data_uri: str, dataset: Output[Dataset]) -> str:
     """Load the data into a Parquet artifact; returns the data fingerprint."""
     from mlstack.components.errors import fail_step
     from mlstack.components.ingest import ingest
     from mlstack.core import data as dataio
-    from mlstack.core.contract import DataContract
     from mlstack.core.errors import MlstackError
 
     try:
-        frame, fingerprint = ingest(data_uri, DataContract.from_yaml(contract_yaml))
+        frame, fingerprint = ingest(data_uri)
     except MlstackError as exc:
         fail_step(str(exc))
     dataio.save_table(frame, dataset.path)  # no extension: Parquet
@@ -107,7 +106,7 @@ def evaluate_op(
     frame = dataio.load_table(eval_set.path)
     result = evaluate(joblib.load(model.path), frame, contract, config.threshold, config.slice_feature)
     champion, champion_problem = champion_metrics(
-        config.model_name, connect(MlflowAddress.of(tracking_uri)), frame, contract, config.threshold
+        config.model_name, connect(MlflowAddress.of(tracking_uri)), frame, contract
     )
     verdict = judge(result.metrics, config.gates, champion, champion_problem)
 

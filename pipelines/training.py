@@ -65,7 +65,7 @@ def training_pipeline(
     def cluster_env(task):
         return with_cluster_env(task, s3_secret, mlflow_secret, env_config_map)
 
-    ingest = cluster_env(ingest_op(data_uri=data_uri, contract_yaml=contract_yaml))
+    ingest = cluster_env(ingest_op(data_uri=data_uri))
     ingest.set_caching_options(False)  # the data behind a URI can change
 
     validate = validate_op(

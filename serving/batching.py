@@ -41,12 +41,10 @@ class Batcher:
         self._pending: list[_Pending] = []
         self._rows = 0
         self._timer: asyncio.TimerHandle | None = None
-        self.calls = 0  # model calls made, for tests and the bench
 
     async def probabilities(self, columns: dict[str, list], rows: int) -> np.ndarray:
         """This request's probabilities, scored alone or with whoever arrives within the wait."""
         if rows >= self.max_rows:
-            self.calls += 1
             return self.score(columns)
         loop = asyncio.get_running_loop()
         if self._rows + rows > self.max_rows:
@@ -68,7 +66,6 @@ class Batcher:
         if not batch:
             return
         merged = {name: [value for item in batch for value in item.columns[name]] for name in self.features}
-        self.calls += 1
         try:
             proba = self.score(merged)
         except Exception as exc:  # every waiter learns of it; the handler answers each one

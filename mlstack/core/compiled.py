@@ -103,17 +103,6 @@ class OnnxEngine:
         return self._run(feeds)
 
 
-@dataclass
-class SklearnEngine:
-    """The fitted scikit-learn pipeline itself."""
-
-    pipeline: Any
-    name: str = "sklearn"
-
-    def predict_features(self, features: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(features)[:, 1]
-
-
 def open_compiled(
     model_dir: Path, meta: dict[str, Any], contract: DataContract, threads: int = 1
 ) -> tuple[OnnxEngine | None, str]:

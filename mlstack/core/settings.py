@@ -29,7 +29,6 @@ from mlstack.core.stream_settings import StreamConfig
 from mlstack.core.strict import reject_unknown, unknown_keys
 
 ENV_PREFIX = "MLSTACK_"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(UsageError, ValueError):

@@ -110,7 +110,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render(summary: dict[str, Any], out_dir: Path) -> str:
+def render(summary: dict[str, Any]) -> str:
     """The report's HTML for a demo ``summary`` (see ``mlstack.demo.run`` for its keys)."""
     model = summary["model_name"]
     windows = summary["drift_windows"]
@@ -225,5 +225,5 @@ from {_e(summary["drift_from"])}; {summary["labeled"]} requests got a ground-tru
 def write(summary: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
-    path.write_text(render(summary, out_dir))
+    path.write_text(render(summary))
     return path

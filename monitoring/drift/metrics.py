@@ -67,27 +67,6 @@ PERFORMANCE_DEGRADED = MetricDef(
     "1 when online accuracy or ROC AUC fell below offline by more than allowed",
 )
 
-JOB_METRICS: tuple[MetricDef, ...] = (
-    FEATURE_DRIFT_SCORE,
-    FEATURE_DRIFTED,
-    FEATURE_MISSING_SHARE,
-    FEATURE_OUT_OF_CONTRACT,
-    DRIFTED_SHARE,
-    PREDICTION_DRIFT,
-    PREDICTION_DRIFTED,
-    DRIFT_DETECTED,
-    ROWS,
-    INSUFFICIENT,
-    LAST_SUCCESS,
-    NOTHING_TO_DO,
-    ONLINE_ACCURACY,
-    OFFLINE_ACCURACY,
-    ONLINE_ROC_AUC,
-    OFFLINE_ROC_AUC,
-    LABELED_ROWS,
-    PERFORMANCE_DEGRADED,
-)
-
 
 def _flag(value: bool | None) -> float | None:
     return None if value is None else float(bool(value))

@@ -28,7 +28,7 @@ def test_unreachable_registry_is_a_problem_not_no_champion(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     frame = generate(50, seed=0)
     nowhere = connect(MlflowAddress(tracking_uri=f"http://127.0.0.1:{_closed_port()}"))
-    champion, problem = champion_metrics("loans", nowhere, frame, loan_contract(), 0.5)
+    champion, problem = champion_metrics("loans", nowhere, frame, loan_contract())
     assert champion is None
     assert problem and "cannot read the champion" in problem
 
@@ -36,7 +36,7 @@ def test_unreachable_registry_is_a_problem_not_no_champion(monkeypatch):
 def test_no_champion_in_an_empty_registry_is_not_a_problem(tmp_path):
     frame = generate(50, seed=0)
     empty = connect(MlflowAddress(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"))
-    champion, problem = champion_metrics("loans", empty, frame, loan_contract(), 0.5)
+    champion, problem = champion_metrics("loans", empty, frame, loan_contract())
     assert (champion, problem) == (None, None)
 
 
