@@ -4,9 +4,9 @@ SHELL := /bin/bash
 
 export MLSTACK_HOME ?= $(CURDIR)/.mlstack
 # Python caches compiled modules (.pyc) on first import. With PYTHONDONTWRITEBYTECODE=1 (set on some
-# machines and images) every process compiles mlflow, pandas, ... from source again: mlflow.sklearn
-# imported in 10 s instead of 2.2 s here. Compiling the whole venv at install took 33 s; caching
-# what is actually imported costs far less, so make's commands let Python write its cache.
+# machines and images) every process compiles mlflow, pandas, ... from source again, several times
+# slower than a cached import; compiling the whole venv at install costs more than caching what is
+# actually imported, so make's commands let Python write its cache.
 unexport PYTHONDONTWRITEBYTECODE
 UV_VERSION := 0.13.9
 TOOLS := $(CURDIR)/.tools

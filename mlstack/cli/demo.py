@@ -15,7 +15,9 @@ from mlstack.core.errors import UsageError
 def demo(
     fast: Annotated[
         bool,
-        typer.Option("--fast", help="Smaller data and traffic (92 s instead of 125 s here; used by tests)."),
+        typer.Option(
+            "--fast", help="Smaller data and traffic (what the tests run; timings in docs/demo.md)."
+        ),
     ] = False,
     keep_running: Annotated[
         bool,

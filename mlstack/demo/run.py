@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoSize:
-    """How big the demo is: the full run took 125 s here, ``--fast`` (what the tests run) 92 s in CI."""
+    """How big the demo is: the full run, or ``--fast`` (what the tests run; timings in docs/demo.md)."""
 
     train_rows: int
     requests: int

@@ -33,7 +33,7 @@ app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
-{{/* "mlstack.image" takes (list $ .Values.images.serving): repository[:tag][@digest] */}}
+{{/* "mlstack.image" takes (list $ .Values.images.mlstack): repository[:tag][@digest] */}}
 {{- define "mlstack.image" -}}
 {{- $root := index . 0 -}}
 {{- $img := index . 1 -}}
