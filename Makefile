@@ -75,6 +75,12 @@ lint: $(VENV)/.synced ## Lint, format-check, check the import floors (import-lin
 	$(VENV)/bin/mypy
 	$(PY) tools/commit_msg.py
 
+.PHONY: docs
+docs: $(VENV)/.synced ## Regenerate the reference tables: settings (docs/configuration.md), chart values (helm/mlstack/README.md), commands (docs/cli.md)
+	$(PY) tools/settings_table.py
+	$(PY) tools/chart_readme.py
+	$(PY) tools/cli_reference.py
+
 .PHONY: fmt
 fmt: $(VENV)/.synced ## Format the Python code (ruff)
 	$(VENV)/bin/ruff check --fix .

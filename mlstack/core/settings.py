@@ -44,99 +44,148 @@ class _Strict(BaseModel):
 class GateConfig(_Strict):
     """Quality gates: absolute floors/ceilings and the allowed regression versus the champion."""
 
-    minimum: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70, "pr_auc": 0.25})
-    maximum: dict[str, float] = Field(default_factory=lambda: {"log_loss": 0.60, "brier": 0.20})
-    # metric -> largest allowed drop versus the champion on the same evaluation set
-    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.01, "pr_auc": 0.02})
+    minimum: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.70, "pr_auc": 0.25},
+        description="Metric -> lowest value a model may score on the evaluation set.",
+    )
+    maximum: dict[str, float] = Field(
+        default_factory=lambda: {"log_loss": 0.60, "brier": 0.20},
+        description="Metric -> highest value a model may score on the evaluation set.",
+    )
+    max_regression: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.01, "pr_auc": 0.02},
+        description="Metric -> largest allowed drop versus the champion on the same evaluation set.",
+    )
 
 
 class CompileConfig(_Strict):
     """The compiled serving artifact: exported at registration, attached only within these limits."""
 
-    enabled: bool = True
-    # on the evaluation set, ONNX vs the scikit-learn pipeline: predictions that change at the
-    # model's threshold, and the largest absolute difference of the positive-class probability
-    max_label_flips: int = Field(0, ge=0)
-    max_abs_diff: float = Field(1e-6, ge=0.0)
+    enabled: bool = Field(True, description="Export the pipeline to ONNX at registration.")
+    max_label_flips: int = Field(
+        0, ge=0, description="Evaluation rows whose 0/1 answer may differ between ONNX and scikit-learn."
+    )
+    max_abs_diff: float = Field(
+        1e-6, ge=0.0, description="Largest allowed difference of the positive-class probability."
+    )
 
 
 class TrainingConfig(_Strict):
     """What to train and how; everything that changes the model is here and in the config hash."""
 
-    model_name: str = "loan-default"
-    estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = (
-        "logistic_regression"
+    model_name: str = Field("loan-default", description="Registered model name (and InferenceService).")
+    estimator: Literal["logistic_regression", "hist_gradient_boosting", "random_forest"] = Field(
+        "logistic_regression", description="scikit-learn estimator behind the preprocessing."
     )
-    params: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 42
-    test_size: float = Field(0.2, gt=0.0, lt=1.0)
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    slice_feature: str | None = None
-    reference_rows: int = Field(5000, ge=100)
-    validation_tolerance: float = Field(0.01, ge=0.0, le=1.0)
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
+    seed: int = Field(42, description="Seed of the split, the estimator and the reference sample.")
+    test_size: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for evaluation.")
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Positive-class probability at or above which the answer is 1."
+    )
+    slice_feature: str | None = Field(
+        None, description="Feature whose values get their own metrics (default: from the contract)."
+    )
+    reference_rows: int = Field(
+        5000, ge=100, description="Rows of the drift reference snapshot stored with the model."
+    )
+    validation_tolerance: float = Field(
+        0.01, ge=0.0, le=1.0, description="Share of rows that may break the contract before training stops."
+    )
     gates: GateConfig = Field(default_factory=GateConfig)
     compile: CompileConfig = Field(default_factory=CompileConfig)
 
 
 class ServingConfig(_Strict):
-    max_batch_rows: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    host: str = "127.0.0.1"  # the image sets MLSTACK_SERVING__HOST=0.0.0.0
-    port: int = Field(8080, ge=1, le=65535)
-    workers: int = Field(1, ge=1)
-    threads: int = Field(1, ge=1)  # OpenMP/BLAS threads per worker; one row gains nothing from more
-    model_dir: str = "/mnt/models"  # where KServe's storage initializer puts the model
-    # "lean": our ASGI app speaking KServe's protocols; "kserve": the stock kserve.ModelServer
-    server: Literal["lean", "kserve"] = "lean"
-    # "auto": the compiled artifact when the version has one that verifies, else scikit-learn
-    engine: Literal["auto", "sklearn"] = "auto"
-    # adaptive batching (lean server): concurrent requests share one model call of at most
-    # batch_max_rows rows, waiting at most batch_max_wait_ms for company. Off by default: measured
-    # in bench/results/serving.md (a request waits, and one compiled call costs ~0.02 ms a row)
-    batching: bool = False
-    batch_max_rows: int = Field(32, ge=1)
-    batch_max_wait_ms: float = Field(1.0, ge=0.0, le=1000.0)
-    # a request must arrive whole within this many seconds (then 408 and the connection closes);
-    # an idle keep-alive connection is closed after idle_timeout_seconds (KServe's own default: 65)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-    idle_timeout_seconds: int = Field(65, ge=1)
+    """The predictor (`mlstack serve`): limits, address, server and engine, batching, timeouts."""
+
+    max_batch_rows: int = Field(1000, ge=1, description="Rows one request may hold (more: 400).")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body in bytes (more: 413)."
+    )
+    host: str = Field("127.0.0.1", description="Bind address (the image sets 0.0.0.0).")
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
+    workers: int = Field(1, ge=1, description="Server processes.")
+    threads: int = Field(
+        1, ge=1, description="OpenMP/BLAS threads per worker (one row gains nothing from more)."
+    )
+    model_dir: str = Field(
+        "/mnt/models", description="Model directory or models:/ URI (KServe's storage initializer's path)."
+    )
+    server: Literal["lean", "kserve"] = Field(
+        "lean", description="lean: our ASGI app on KServe's protocols; kserve: the stock kserve.ModelServer."
+    )
+    engine: Literal["auto", "sklearn"] = Field(
+        "auto", description="auto: the compiled artifact when it verifies, else scikit-learn."
+    )
+    # off by default: measured in bench/results/serving.md
+    batching: bool = Field(
+        False, description="Lean server: concurrent requests share one model call (adaptive batching)."
+    )
+    batch_max_rows: int = Field(32, ge=1, description="Rows of one shared model call at most.")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0.0, le=1000.0, description="How long a request waits for company (ms)."
+    )
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request must arrive whole within this (then 408, connection closed)."
+    )
+    idle_timeout_seconds: int = Field(
+        65, ge=1, description="An idle keep-alive connection is closed after this (KServe's default)."
+    )
 
 
 class SinkConfig(_Strict):
-    store: str | None = None  # payload-log store (directory or s3:// prefix); default $MLSTACK_HOME/payloads
-    host: str = "127.0.0.1"  # the image sets MLSTACK_SINK__HOST=0.0.0.0
-    port: int = Field(8090, ge=1, le=65535)
-    flush_rows: int = Field(5000, ge=1)
-    flush_seconds: float = Field(5.0, gt=0)
-    wal_dir: str | None = None  # default: $MLSTACK_HOME/sink-wal (a PVC in the cluster)
-    pair_timeout_seconds: float = Field(300.0, gt=0)  # then an unpaired event goes to unpaired/
-    dedup_hours: float = Field(24.0, gt=0)  # a stored ce-id is refused again for this long, then forgotten
-    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    # events held in memory (halves waiting for a partner, pairs waiting for a flush), each counted as
-    # its body plus its measured overhead, may total this many bytes; beyond it: 503 + Retry-After
-    max_pending_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    """The payload-log sink (`mlstack sink`): store, address, flushing, pairing, limits, timeouts."""
+
+    store: str | None = Field(
+        None, description="Payload-log store, a directory or s3:// prefix (default: <home>/payloads)."
+    )
+    host: str = Field("127.0.0.1", description="Bind address (the image sets 0.0.0.0).")
+    port: int = Field(8090, ge=1, le=65535, description="HTTP port.")
+    flush_rows: int = Field(5000, ge=1, description="Write a Parquet file every N paired rows ...")
+    flush_seconds: float = Field(5.0, gt=0, description="... or every N seconds, whichever first.")
+    wal_dir: str | None = Field(
+        None, description="Write-ahead log directory (default: <home>/sink-wal; a PVC in the cluster)."
+    )
+    pair_timeout_seconds: float = Field(
+        300.0, gt=0, description="A half without its partner after this goes to unpaired/."
+    )
+    dedup_hours: float = Field(
+        24.0, gt=0, description="A stored ce-id is refused again for this long, then forgotten."
+    )
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest event body (more: 413).")
+    max_pending_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of events held in memory (unpaired halves, pairs before a flush; more: 503).",
+    )
     max_pending_events: int = Field(
-        200_000, ge=1, description="events held in memory at most (beyond it: 503 + Retry-After)"
+        200_000, ge=1, description="Events held in memory at most (more: 503 + Retry-After)."
     )
     early_label_seconds: float = Field(
-        600.0, ge=0, description="a label for an id not logged yet is held this long for its pair"
+        600.0, ge=0, description="A label for an id not logged yet is held this long for its pair."
     )
-    max_early_labels: int = Field(100_000, ge=0, description="labels held for their pair at most")
+    max_early_labels: int = Field(100_000, ge=0, description="Labels held for their pair at most.")
     contract_wait_seconds: float = Field(
-        30.0,
-        ge=0,
-        description="a pair whose contract is being looked up waits this long for it, then is written",
+        30.0, ge=0, description="A pair whose contract is being looked up waits this long, then is written."
     )
-    # a ce-time older than this or later than max_future_seconds is replaced by the receive time
-    max_event_age_hours: float = Field(168.0, gt=0)
-    max_future_seconds: float = Field(300.0, ge=0)
-    contract_retry_seconds: float = Field(60.0, ge=0)  # how long a registry miss is remembered
-    # an event must arrive whole within this many seconds (then 408 and the connection closes);
-    # an idle keep-alive connection is closed after idle_timeout_seconds (uvicorn's default: 5)
-    read_timeout_seconds: float = Field(30.0, gt=0)
-    idle_timeout_seconds: int = Field(5, ge=1)
+    max_event_age_hours: float = Field(
+        168.0, gt=0, description="A ce-time older than this is replaced by the receive time."
+    )
+    max_future_seconds: float = Field(
+        300.0, ge=0, description="A ce-time later than this is replaced by the receive time."
+    )
+    contract_retry_seconds: float = Field(
+        60.0, ge=0, description="How long a registry miss for a model's contract is remembered."
+    )
+    read_timeout_seconds: float = Field(
+        30.0, gt=0, description="An event must arrive whole within this (then 408, connection closed)."
+    )
+    idle_timeout_seconds: int = Field(
+        5, ge=1, description="An idle keep-alive connection is closed after this (uvicorn's default)."
+    )
     compact_min_age_hours: float = Field(
-        2.0, ge=0, description="`mlstack payloads compact` merges partitions whose hour ended this long ago"
+        2.0, ge=0, description="`mlstack payloads compact` merges partitions whose hour ended this long ago."
     )
 
 
@@ -148,32 +197,52 @@ class DriftConfig(_Strict):
     choice for large references), pinned from the reference so sampling can never switch them.
     """
 
-    min_rows: int = Field(1000, ge=1)
-    numeric_method: str = "wasserstein"
-    numeric_threshold: float = 0.1
-    categorical_method: str = "jensenshannon"
-    categorical_threshold: float = 0.1
-    low_cardinality: int = Field(5, ge=1)
-    drift_share: float = Field(0.1, gt=0, le=1)
-    prediction_method: str = "wasserstein"
-    prediction_threshold: float = 0.1
-    # absolute rise of a feature's missing share (vs the reference) that counts as drift
-    missing_share_increase: float = Field(0.1, gt=0, le=1)
-    # share of rows breaking the data contract in one feature that counts as drift
-    max_out_of_contract_share: float = Field(0.05, gt=0, le=1)
-    # performance where labels exist: minimum labelled rows, allowed drops versus offline
-    min_labeled: int = Field(200, ge=1)
-    max_accuracy_drop: float = Field(0.03, gt=0)
-    max_roc_auc_drop: float = Field(0.05, gt=0)
-    # Evidently runs on this many seeded rows per side: its per-column cost (histograms, plots)
-    # dominates at 1M rows; 20k keeps the normed-Wasserstein sampling error ~0.01 vs threshold 0.1
-    sample_rows: int = Field(20000, ge=1000)
-    sample_seed: int = 0
-    schedule: str = "*/15 * * * *"
-    window: str = "1h"
-    workspace: str | None = None  # default: $MLSTACK_HOME/evidently
-    pushgateway: str | None = None  # e.g. http://pushgateway:9091; unset = no push
-    push_job: str = "mlstack_drift"
+    min_rows: int = Field(
+        1000, ge=1, description="Fewer rows in the window or the reference: insufficient_data, no verdict."
+    )
+    numeric_method: str = Field("wasserstein", description="Evidently drift method of numeric features.")
+    numeric_threshold: float = Field(0.1, description="Score at or above which a numeric feature drifted.")
+    categorical_method: str = Field(
+        "jensenshannon", description="Evidently drift method of categorical and low-cardinality features."
+    )
+    categorical_threshold: float = Field(
+        0.1, description="Score at or above which a categorical feature drifted."
+    )
+    low_cardinality: int = Field(
+        5,
+        ge=1,
+        description="A numeric feature with at most this many reference values counts as categorical.",
+    )
+    drift_share: float = Field(
+        0.1, gt=0, le=1, description="Share of drifted features at or above which the data drifted."
+    )
+    prediction_method: str = Field("wasserstein", description="Drift method of the model's probability.")
+    prediction_threshold: float = Field(0.1, description="Score at or above which the predictions drifted.")
+    missing_share_increase: float = Field(
+        0.1, gt=0, le=1, description="Rise of a feature's missing share versus the reference that is drift."
+    )
+    max_out_of_contract_share: float = Field(
+        0.05, gt=0, le=1, description="Share of rows breaking the contract in one feature that is drift."
+    )
+    min_labeled: int = Field(200, ge=1, description="Labelled rows needed to judge online performance.")
+    max_accuracy_drop: float = Field(0.03, gt=0, description="Allowed online accuracy drop versus offline.")
+    max_roc_auc_drop: float = Field(0.05, gt=0, description="Allowed online ROC AUC drop versus offline.")
+    # 20,000 keeps the normed-Wasserstein sampling error near 0.01 against the threshold 0.1
+    sample_rows: int = Field(
+        20000,
+        ge=1000,
+        description="Seeded rows per side Evidently runs on (missing/contract shares use all).",
+    )
+    sample_seed: int = Field(0, description="Seed of that sample.")
+    schedule: str = Field("*/15 * * * *", description="Cron of the drift CronJob.")
+    window: str = Field("1h", description="Payload-log window ending now, e.g. 15m, 1h, 2d.")
+    workspace: str | None = Field(
+        None, description="Evidently workspace, a directory or s3:// (default: <home>/evidently)."
+    )
+    pushgateway: str | None = Field(
+        None, description="Pushgateway URL, e.g. http://pushgateway:9091 (unset: no push)."
+    )
+    push_job: str = Field("mlstack_drift", description="Pushgateway job name of the drift series.")
 
 
 # the revision a queue-proxy series belongs to: its scrape target's target_info (OTel resource attributes)
@@ -186,57 +255,78 @@ _ON_REVISION = (
 class CanaryConfig(_Strict):
     """Canary rollout and analysis: traffic share, sample floors, verdict thresholds, data sources."""
 
-    initial_percent: int = Field(10, ge=1, le=100)
-    # floors before any promote: logged predictions / requests per variant, labeled rows per variant
-    min_samples: int = Field(500, ge=1)
-    min_labeled: int = Field(300, ge=1)
-    # accuracy: roll back when the canary is significantly worse by at least this much (points/100);
-    # promote only when the interval shows it is not worse by more than this
-    max_accuracy_drop: float = Field(0.02, gt=0, lt=1)
-    max_error_rate: float = Field(0.01, gt=0, lt=1)
-    max_p95_latency_ratio: float = Field(1.5, gt=1)
-    # Wasserstein distance between the variants' positive-class probability distributions
-    max_prediction_shift: float = Field(0.1, gt=0)
-    prediction_shift_action: Literal["continue", "rollback"] = "continue"
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    # sequential = always-valid mSPRT interval (safe when analyze runs again and again, as the CronJob
-    # does); fixed = Newcombe interval, valid for one look only
-    method: Literal["sequential", "fixed"] = "sequential"
-    prometheus_url: str | None = None  # None: error-rate and latency checks are skipped (reported)
-    prometheus_timeout: float = Field(10.0, gt=0)
-    # PromQL per revision; $namespace, $revision and $window are substituted. The vocabulary is the one
-    # Knative 1.21's queue-proxy exports (config-observability request-metrics-protocol: prometheus):
-    # kn_serving_invocation_duration_seconds (labels: http_response_status_code only); the revision's
-    # name and namespace exist only on the target's target_info series, hence the join. Upstream
-    # files for every name: monitoring/README.md. The chart passes these defaults through unchanged.
-    requests_query: str = (
-        "sum(increase(kn_serving_invocation_duration_seconds_count[$window])" + _ON_REVISION + ")"
+    initial_percent: int = Field(10, ge=1, le=100, description="Traffic % a new canary starts with.")
+    min_samples: int = Field(
+        500, ge=1, description="Logged predictions (and requests) per variant before any promote."
     )
-    errors_query: str = (
+    min_labeled: int = Field(300, ge=1, description="Labelled rows per variant before any promote.")
+    max_accuracy_drop: float = Field(
+        0.02,
+        gt=0,
+        lt=1,
+        description="Roll back when the canary is surely worse by this much; promote when surely not.",
+    )
+    max_error_rate: float = Field(0.01, gt=0, lt=1, description="Largest canary 5xx rate.")
+    max_p95_latency_ratio: float = Field(
+        1.5, gt=1, description="Largest canary p95 latency as a multiple of the primary's."
+    )
+    max_prediction_shift: float = Field(
+        0.1, gt=0, description="Wasserstein distance of the variants' probabilities that counts as a shift."
+    )
+    prediction_shift_action: Literal["continue", "rollback"] = Field(
+        "continue", description="What a prediction shift does: continue (reported) or rollback."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of the accuracy interval.")
+    method: Literal["sequential", "fixed"] = Field(
+        "sequential",
+        description="sequential: always-valid mSPRT interval (safe when run again and again); fixed: one look.",
+    )
+    prometheus_url: str | None = Field(
+        None, description="Prometheus URL (unset: error-rate and latency checks are skipped, reported)."
+    )
+    prometheus_timeout: float = Field(10.0, gt=0, description="Seconds one Prometheus query may take.")
+    # the vocabulary of Knative 1.21's queue-proxy (config-observability request-metrics-protocol:
+    # prometheus): kn_serving_invocation_duration_seconds (labels: http_response_status_code only); the
+    # revision's name and namespace exist only on the target's target_info series, hence the join.
+    # Upstream files for every name: monitoring/README.md. The chart passes these defaults through.
+    requests_query: str = Field(
+        "sum(increase(kn_serving_invocation_duration_seconds_count[$window])" + _ON_REVISION + ")",
+        description="PromQL: requests of one revision ($namespace, $revision, $window substituted).",
+    )
+    errors_query: str = Field(
         'sum(increase(kn_serving_invocation_duration_seconds_count{http_response_status_code=~"5.."}[$window])'
         + _ON_REVISION
-        + ")"
+        + ")",
+        description="PromQL: 5xx answers of one revision.",
     )
-    p95_query: str = (
+    p95_query: str = Field(
         "histogram_quantile(0.95, sum by (le) (rate(kn_serving_invocation_duration_seconds_bucket[$window])"
         + _ON_REVISION
-        + "))"
+        + "))",
+        description="PromQL: p95 latency of one revision.",
     )
-    p95_query_unit_ms: float = Field(1000.0, gt=0)  # the p95 query answers in seconds; x this = ms
-    report_dir: str | None = None  # default: <home>/canary
-    schedule: str = "*/10 * * * *"
-    # the training pipeline's deploy step: start a canary of each registered version when on
-    deploy: bool = False
-    inference_service: str | None = None  # default: training.model_name
-    namespace: str = "mlstack"
+    p95_query_unit_ms: float = Field(
+        1000.0, gt=0, description="Milliseconds per unit of the p95 query's answer (seconds: 1000)."
+    )
+    report_dir: str | None = Field(None, description="Where A/B reports go (default: <home>/canary).")
+    schedule: str = Field("*/10 * * * *", description="Cron of the canary-analysis CronJob.")
+    deploy: bool = Field(
+        False, description="The training pipeline's deploy step starts a canary of each registered version."
+    )
+    inference_service: str | None = Field(
+        None, description="InferenceService the deploy step serves (default: training.model_name)."
+    )
+    namespace: str = Field("mlstack", description="Namespace of that InferenceService.")
 
 
 class BatchConfig(_Strict):
     """Batch scoring: chunk size (memory stays at about one chunk) and the default recurring schedule."""
 
-    chunk_rows: int = Field(50_000, ge=1)
-    schedule: str = "0 2 * * *"  # cron, 5 fields (KFP's leading seconds field is added on submit)
-    kfp_experiment: str = "batch-scoring"
+    chunk_rows: int = Field(50_000, ge=1, description="Rows scored at a time (memory is about one chunk).")
+    schedule: str = Field(
+        "0 2 * * *", description="Cron, 5 fields, of `mlstack batch submit` (KFP's seconds field is added)."
+    )
+    kfp_experiment: str = Field("batch-scoring", description="KFP experiment of batch runs.")
 
 
 _FILE_LAYER: ContextVar[dict[str, Any] | None] = ContextVar("mlstack_file_layer", default=None)
