@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlstack.core import payload
-from mlstack.serving.http_errors import error_handlers, json_response
+from mlstack.serving.http_errors import error_handlers, json_response, refusal
 from mlstack.serving.sink import metrics as m
 from mlstack.serving.sink.events import EventError, TimeWindow, parse_event
 from mlstack.serving.sink.feedback import EarlyLabels, check_feedback, feedback_frame, parse_feedback
@@ -89,11 +89,10 @@ def build_sink_app(
             status = await sink.accept(event)
         except Backpressure as exc:
             m.REJECTED.labels("backpressure").inc()
-            body = {"error": str(exc), "field": "server", "rule": "backpressure"}
-            return await answer(send, 503, body, retry=True)
+            return await answer(send, 503, refusal("server", "backpressure", str(exc)), retry=True)
         except OSError as exc:
             m.REJECTED.labels("wal_write").inc()
-            body = {"error": f"could not persist the event: {exc}", "field": "server", "rule": "wal_write"}
+            body = refusal("server", "wal_write", f"could not persist the event: {exc}")
             return await answer(send, 503, body, retry=True)
         await answer(send, 200, {"status": status, "id": event.id})
 
@@ -149,7 +148,7 @@ def build_sink_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def refused(_request: Request) -> Response:  # POST / never gets here (the hot path below)
-        return json_response(500, {"error": "unreachable", "field": "path", "rule": "internal_error"})
+        return json_response(500, refusal("path", "internal_error", "unreachable"))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
@@ -181,7 +180,7 @@ def build_sink_app(
                 return await receive_event(scope, receive, send)
             except Exception as exc:  # a bug: the one JSON error shape, never a dropped connection
                 log.exception("unexpected error on POST /")
-                body = {"error": f"{type(exc).__name__}: {exc}", "field": "server", "rule": "internal_error"}
+                body = refusal("server", "internal_error", f"{type(exc).__name__}: {exc}")
                 return await answer(send, 500, body)
         await starlette(scope, receive, send)
 

@@ -60,3 +60,20 @@ def test_the_kserve_server_handlers_answer_in_that_shape():
     answer = asyncio.run(_invalid_input_handler(None, InvalidInput("bad tensor")))
     assert answer.status_code == 400
     assert orjson.loads(answer.body) == refusal("body", "invalid_input", "bad tensor")
+
+
+def test_no_module_writes_the_refusal_body_by_hand():
+    """A dict literal with both ``error`` and ``rule`` keys anywhere but ``refusal`` is a second copy."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    copies = []
+    for package in ("serving", "monitoring", "components", "pipelines", "mlstack"):
+        for path in sorted((root / package).rglob("*.py")):  # "**" does not enter mlstack/'s symlinks
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Dict):
+                    keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
+                    if {"error", "rule"} <= keys:
+                        copies.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert copies == ["serving/http_errors.py:21"], copies
