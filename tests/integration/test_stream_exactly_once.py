@@ -106,7 +106,8 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
         for wave in waves:
             produce(kafka_broker.bootstrap, topics["features"], wave)
             if kills < KILLS:
-                assert process.wait(timeout=300) == -signal.SIGKILL, log_path.read_text(errors="replace")[-3000:]
+                status = process.wait(timeout=300)
+                assert status == -signal.SIGKILL, log_path.read_text(errors="replace")[-3000:]
                 kills += 1
                 again = KILL_AT_COMMIT if kills < KILLS else None
                 process = start_stream(home, log_path, env, *args, kill_at_commit=again)
