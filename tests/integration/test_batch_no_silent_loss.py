@@ -1,7 +1,7 @@
-"""Finding 7 of issue 15: no silent data loss in `mlstack batch run`.
+"""`mlstack batch run` loses no row silently.
 
-On main `--output X --rejects X` reported 10 scored and left X with the rejects only, and an input
-whose every row was rejected exited 0.
+An ``--output`` that is the ``--rejects`` file or the input is refused before anything is written
+(the rejects would overwrite the scores), and an input whose every row is rejected exits 1.
 """
 
 from __future__ import annotations

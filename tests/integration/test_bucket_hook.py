@@ -1,8 +1,8 @@
 """The chart's bucket hook (components/bucket.py) against a real S3 server (moto on loopback).
 
-Finding 4 of issue 13: the hook caught only ClientError, so an unreachable store (KFP's SeaweedFS
-NetworkPolicy dropping the connection) ended in a traceback at the hook's deadline. Shown failing
-before the fix: the old inline script raised EndpointConnectionError out of head_bucket.
+An unreachable store (KFP's SeaweedFS NetworkPolicy dropping the connection) ends in one line
+saying so after retries, not a traceback at the hook's deadline: a hook that caught only ClientError
+raised EndpointConnectionError out of head_bucket here.
 """
 
 from __future__ import annotations

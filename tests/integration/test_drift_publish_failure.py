@@ -1,4 +1,4 @@
-"""Issue 14 finding 6 (part): with the Pushgateway unreachable, `mlstack drift` still prints its verdict."""
+"""With the Pushgateway unreachable, `mlstack drift` still prints its verdict."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def reference():
     return generate(1200, seed=1)
 
 
-def test_finding_6_an_unreachable_pushgateway_still_prints_the_verdict(tmp_path, reference, mlstack_home):
+def test_an_unreachable_pushgateway_still_prints_the_verdict(tmp_path, reference, mlstack_home):
     from tests.conftest import ROOT, free_port
 
     reference.to_parquet(tmp_path / "reference.parquet")

@@ -1,4 +1,4 @@
-"""Issue 14 finding 4: positional v1 lists and v2 [n, F] tensors through a real predictor → sink → drift job
+"""Positional v1 lists and v2 [n, F] tensors through a real predictor → sink → drift job
 give the same verdict as the same rows sent as named objects.
 
 The KServe logger is the one part that cannot run here (it is a Knative queue-proxy sidecar); the

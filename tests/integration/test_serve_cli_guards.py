@@ -1,4 +1,4 @@
-"""Finding 9 of issue 15: the serving CLI validates ports and names, and both servers honour
+"""The serving CLI validates ports and names, and both servers honour
 --host, refuse a body over serving.max_body_bytes (413) and answer 405 for GET on predict paths."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Issue 27 findings 1 and 5 against a real sink process (black box: runs on any sink version).
+"""The sink under memory pressure and early labels, against a real sink process (black box).
 
-Finding 1: the memory bound counts what the process holds. Finding 5: a label that comes before its
-request/response pair completes is joined when the pair arrives (also across a restart), and the
-hold is bounded and counted.
+The memory bound counts what the process holds. A label that comes before its request/response
+pair completes is joined when the pair arrives (also across a restart), and the hold is bounded
+and counted.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def _flood(sink, body: bytes, limit: int, prefix: str) -> tuple[int, int]:
     return accepted, first_refusal if first_refusal is not None else _rss(sink) - baseline
 
 
-def test_finding_1_small_unpaired_events_meet_the_bound_before_memory_runs_out(tmp_path):
+def test_small_unpaired_events_meet_the_bound_before_memory_runs_out(tmp_path):
     """40,000 unpaired 19-byte requests with a 16 MiB bound: 503 comes after ~14,000 (each held
-    event costs ~1 KB); today's code counted 19 bytes each, took all 40,000 and grew without a 503."""
+    event costs ~1 KB); a bound counting 19 bytes each would take all 40,000 and never answer 503."""
     cap = 16 * MiB
     env = {"MLSTACK_SINK__MAX_PENDING_BYTES": str(cap), "MLSTACK_SINK__PAIR_TIMEOUT_SECONDS": "3600"}
     sink = start_sink(str(tmp_path / "store"), tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
@@ -87,9 +87,9 @@ def test_finding_1_small_unpaired_events_meet_the_bound_before_memory_runs_out(t
         sink.stop()
 
 
-def test_finding_1_large_bodies_cost_what_they_weigh(tmp_path):
+def test_large_bodies_cost_what_they_weigh(tmp_path):
     """236 KB float bodies under a 32 MiB bound: RSS at the first 503 stays within 2x the bound
-    (today's code: parsed bodies, ~6.6x what it counted)."""
+    (counting the raw bytes but holding parsed bodies measured ~6.6x)."""
     cap = 32 * MiB
     env = {"MLSTACK_SINK__MAX_PENDING_BYTES": str(cap), "MLSTACK_SINK__PAIR_TIMEOUT_SECONDS": "3600"}
     sink = start_sink(str(tmp_path / "store"), tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
@@ -109,7 +109,7 @@ def _metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-def test_finding_5_a_label_before_its_pair_is_joined_when_the_pair_arrives(tmp_path):
+def test_a_label_before_its_pair_is_joined_when_the_pair_arrives(tmp_path):
     store = str(tmp_path / "store")
     env: dict[str, str] = {}
     sink = start_sink(store, tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
@@ -171,7 +171,7 @@ def test_finding_5_a_label_before_its_pair_is_joined_when_the_pair_arrives(tmp_p
     assert window.set_index("request_id").loc["late", "label"] == "true"
 
 
-def test_finding_5_the_hold_is_bounded_and_counted(tmp_path):
+def test_the_hold_is_bounded_and_counted(tmp_path):
     env = {"MLSTACK_SINK__MAX_EARLY_LABELS": "3"}
     sink = start_sink(str(tmp_path / "store"), tmp_path / "wal", tmp_path / "sink.log", env_extra=env)
     try:

@@ -239,10 +239,10 @@ def test_compiled_ir_loads_back_with_the_gate_condition(tmp_path):
     )
 
 
-def test_finding_6_two_concurrent_local_runs_on_a_fresh_home_take_turns(mlstack_home, tmp_path):
-    """Issue 15 finding 6: two `pipeline run --local` at once on a fresh home (its own SQLite MLflow).
+def test_two_concurrent_local_runs_on_a_fresh_home_take_turns(mlstack_home, tmp_path):
+    """Two `pipeline run --local` at once on a fresh home (its own SQLite MLflow) take turns.
 
-    Before the home lock both created the MLflow tables (``table latest_metrics already exists``)
+    Without the home lock both created the MLflow tables (``table latest_metrics already exists``)
     and raced on the aliases; now the second waits, and each JSON's aliases are the registry's.
     """
     data = tmp_path / "train.parquet"

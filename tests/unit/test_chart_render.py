@@ -51,7 +51,7 @@ def test_kserve_objects_are_checked_by_the_sdk_models(chart_objects):
 
 
 def test_kind_serves_only_what_the_registry_wrote(chart_kind, chart_default):
-    """Finding 6 of issue 13: no InferenceService pointing at a path nothing writes; a template instead."""
+    """No InferenceService pointing at a path nothing writes; a template instead."""
     assert not by_kind(chart_kind, "InferenceService")
     (template,) = isvc_templates(chart_kind)
     assert template["metadata"]["name"] == "loan-default"

@@ -109,14 +109,14 @@ def _recipe(target: str) -> str:
 
 
 def test_e2e_runs_with_the_venv_and_the_plugin_on_path():
-    """Finding 5 of issue 13: the e2e calls `mlstack` and `kubectl model` by name."""
+    """The e2e calls `mlstack` and `kubectl model` by name: both must be on its PATH."""
     recipe = _recipe("e2e")
     assert 'PATH="$(VENV)/bin:$(BIN):$$PATH"' in recipe
     assert "ln -sf $(VENV)/bin/kubectl-model $(BIN)/kubectl-model" in recipe
 
 
 def test_kind_load_does_not_use_kind_load():
-    """Finding 2: `kind load docker-image` runs `ctr images import --all-platforms` (kind
+    """`kind load docker-image` runs `ctr images import --all-platforms` (kind
     pkg/cluster/nodeutils/util.go at v0.30.0), which fails on Docker's containerd image store; the
     nodes pull from the local registry instead."""
     recipe = _recipe("kind-load")

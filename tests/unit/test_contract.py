@@ -58,8 +58,8 @@ def test_validation_tolerates_small_share_and_flags_wrong_type():
     frame["annual_income"] = frame["annual_income"].astype(str)
     frame.loc[7, "annual_income"] = "lots"
     report = validate(frame, loan_contract(), tolerance=0.01)
-    # numbers sent as text are numbers; the one "lots" is text where a number belongs (finding 10 of
-    # issue 15: only that row counts, not the whole column)
+    # numbers sent as text are numbers; the one "lots" is text where a number belongs (only that
+    # row counts, not the whole column)
     assert [(v.column, v.rule) for v in report.failures] == [("annual_income", "not_a_number")]
 
 

@@ -1,5 +1,4 @@
-"""Finding 4 and the slice half of finding 5 of issue 15: a gate that cannot be evaluated fails;
-the slice feature comes from the contract, never from the generator's column names."""
+"""A gate that cannot be evaluated fails; the slice feature comes from the contract, never from the generator's column names."""
 
 from __future__ import annotations
 

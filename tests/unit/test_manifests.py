@@ -163,7 +163,7 @@ def test_knative_admits_what_the_chart_puts_in_predictor_pods(tmp_path, chart_de
 
 
 def test_every_knative_feature_key_we_set_is_one_upstream_has(tmp_path):
-    """Finding 8: `kubernetes.podspec-emptydir` is not a key; upstream's config-features lists them all."""
+    """`kubernetes.podspec-emptydir` is not a key; upstream's config-features lists them all."""
     from tests.fixtures.upstream import release_objects
 
     upstream = next(

@@ -1,4 +1,4 @@
-"""Issue 27 finding 4: compaction merges the small files of closed partitions and changes no row."""
+"""Compaction merges the small files of closed partitions and changes no row."""
 
 from __future__ import annotations
 

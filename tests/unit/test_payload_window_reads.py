@@ -1,4 +1,5 @@
-"""Issue 27 findings 4, 5 (last wins) and 10 on the store readers (``mlstack.core.payload``)."""
+"""The store readers (``mlstack.core.payload``): a window opens only its hours' files, the last
+label wins, and rows without a request id are all kept."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ def _label(request_id: str, label, when: datetime) -> pd.DataFrame:
     )
 
 
-def test_finding_4_a_window_opens_only_the_files_of_its_hours(tmp_path):
+def test_a_window_opens_only_the_files_of_its_hours(tmp_path):
     """3 days of hourly partitions, 2 files an hour, a label file an hour: a 1 h window opens
-    its 2 prediction files and the label files from 1 h before it on (today's code: all 144 + 72)."""
+    its 2 prediction files and the label files from 1 h before it on (not all 144 + 72)."""
     store = str(tmp_path)
     start = NOW.replace(minute=0) - timedelta(days=3)
     for hour in range(72):
@@ -66,7 +67,7 @@ def test_finding_4_a_window_opens_only_the_files_of_its_hours(tmp_path):
     assert sorted(again["request_id"]) == ["odd", "r70-0", "r70-1"]
 
 
-def test_finding_4_feedback_in_the_old_date_only_layout_is_still_read(tmp_path):
+def test_feedback_in_the_old_date_only_layout_is_still_read(tmp_path):
     store = str(tmp_path)
     payload.write_predictions(store, _rows("a", NOW))
     legacy = tmp_path / "feedback" / f"date={NOW:%Y-%m-%d}"
@@ -78,9 +79,9 @@ def test_finding_4_feedback_in_the_old_date_only_layout_is_still_read(tmp_path):
     assert window.set_index("request_id").loc["a", "label"] == "true"
 
 
-def test_finding_5_conflicting_labels_in_one_batch_the_last_wins_for_every_id(tmp_path):
+def test_conflicting_labels_in_one_batch_the_last_wins_for_every_id(tmp_path):
     """100 ids, each labelled 0 then 1 in one /feedback batch (one received_at): 1 must win for all
-    100 (today's code: an unstable sort on equal received_at kept the last for 6 of 100)."""
+    100 (an unstable sort on equal received_at kept the last for 6 of 100)."""
     store = str(tmp_path)
     ids = [f"id-{i:03d}" for i in range(100)]
     for request_id in ids:
@@ -98,8 +99,8 @@ def test_finding_5_conflicting_labels_in_one_batch_the_last_wins_for_every_id(tm
     assert (window["label"] == "1").sum() == 100, window["label"].value_counts().to_dict()
 
 
-def test_finding_10_a_file_without_request_id_keeps_every_row(tmp_path):
-    """3,000 rows without request_id (row_index 0..49 repeated) were collapsed to 50 on read."""
+def test_a_file_without_request_id_keeps_every_row(tmp_path):
+    """3,000 rows without request_id (row_index 0..49 repeated) are all read, not collapsed to 50."""
     folder = (
         tmp_path
         / "predictions"

@@ -1,6 +1,6 @@
 """Every namespaced object `make platform` and `make deploy` apply lands in a namespace an earlier step
 (or the same apply, before it) created: the upstream release content at the pinned versions, never
-stubs. This is what caught KServe's release file, which has no Namespace (finding 1 of issue 13).
+stubs. KServe's release file, which has no Namespace, is the case this catches.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ via ``MLSTACK_KFP_SOURCE``; cert-manager, Knative, Kourier and KServe from their
 chart's own, evaluated with the NetworkPolicy semantics of networking.k8s.io/v1 (a pod selected by
 no policy of a direction is open in it; otherwise some rule of a selecting policy must admit the
 peer and port). Namespace labels come from the Namespace objects the steps apply plus the
-``kubernetes.io/metadata.name`` label the API server adds. Finding 4 of issue 13: before the
-``part-of: kubeflow-profile`` label every S3 connection from ``mlstack`` failed here.
+``kubernetes.io/metadata.name`` label the API server adds. Without the
+``part-of: kubeflow-profile`` label every S3 connection from ``mlstack`` fails here.
 """
 
 from __future__ import annotations

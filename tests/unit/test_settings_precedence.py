@@ -1,6 +1,6 @@
 """Settings: one precedence (argument > environment > user file > shipped file > default), strict keys.
 
-Findings 1, 2, 3 and 8 of issue 15. Expected values are literals written here, never read back
+Expected values are literals written here, never read back
 from the code under test.
 """
 
@@ -68,7 +68,7 @@ def test_precedence_matrix(case, layers, clean_env, tmp_path):
 
 
 def test_explicit_constructor_argument_beats_environment(clean_env):
-    """Finding 1: ``Settings(home=X)`` returned the environment's home."""
+    """``Settings(home=X)`` is X even when MLSTACK_HOME says otherwise."""
     clean_env.setenv("MLSTACK_HOME", "/from/env")
     assert Settings(home=Path("/explicit")).home == Path("/explicit")
     assert load_settings(home=Path("/explicit")).home == Path("/explicit")
@@ -88,7 +88,7 @@ def test_user_config_env_var_is_the_user_file(clean_env, tmp_path):
     assert load_settings(explicit).experiment == "explicit-file"
 
 
-# ---------------------------------------------------------------- finding 2: typos are errors
+# ---------------------------------------------------------------- typos are errors
 
 
 @pytest.mark.parametrize(
@@ -139,7 +139,7 @@ def test_contract_typo_names_file_key_and_closest(tmp_path):
     assert str(path) in message and "'features[0].mni'" in message and "'features[0].min'" in message
 
 
-# ---------------------------------------------------------------- finding 3: overlay, key by key
+# ---------------------------------------------------------------- overlay, key by key
 
 
 def test_user_file_overlays_shipped_defaults_key_by_key(clean_env, tmp_path):
@@ -177,7 +177,7 @@ def test_config_show_reports_sources(clean_env, tmp_path):
     assert rows["serving.port"] == (8080, "default")
 
 
-# ---------------------------------------------------------------- finding 8: every variable in Settings
+# ---------------------------------------------------------------- every variable in Settings
 
 
 @pytest.mark.parametrize("level", ["info", "Debug", "WARNING"])

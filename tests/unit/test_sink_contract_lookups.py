@@ -1,4 +1,4 @@
-"""Issue 27 finding 6: registry lookups run in the background, never in the flush.
+"""Registry lookups run in the background, never in the flush.
 
 The real ``Sink`` and ``ContractCache``; the registry call itself (``lookup``, the one outside
 boundary) blocks until the test releases it, as a registry that hangs would.

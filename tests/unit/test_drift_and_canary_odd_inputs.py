@@ -1,4 +1,4 @@
-"""Issue 14 findings 6 and 7: the drift job on odd windows, and canary labels that are class names."""
+"""The drift job on odd windows, and canary labels that are class names."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def reference():
     return generate(1200, seed=1)
 
 
-def test_finding_6_a_nullable_feature_missing_everywhere_is_missingness_drift(reference):
+def test_a_nullable_feature_missing_everywhere_is_missingness_drift(reference):
     current = generate(1100, seed=2)
     current["years_employed"] = np.nan  # nullable in the contract, now never sent
     result = evaluate("loan", "2", reference, current, CONTRACT, DriftConfig()).result
@@ -31,7 +31,7 @@ def test_finding_6_a_nullable_feature_missing_everywhere_is_missingness_drift(re
     assert result["features"]["annual_income"]["score"] is not None  # the others are still judged
 
 
-def test_finding_6_a_reference_below_the_minimum_gives_no_verdict(reference):
+def test_a_reference_below_the_minimum_gives_no_verdict(reference):
     result = evaluate("loan", "2", reference.head(10), generate(1100, seed=3), CONTRACT, DriftConfig()).result
     assert result["status"] == "insufficient_data"
     assert result["drift_detected"] is None
@@ -54,7 +54,7 @@ def _labelled(rows: int, accuracy: float, seed: int) -> pd.DataFrame:
     )
 
 
-def test_finding_7_string_class_labels_count_in_the_canary_analysis():
+def test_string_class_labels_count_in_the_canary_analysis():
     target = Target(name="diagnosis", positive="malignant", classes=["benign", "malignant"])
     rows = _labelled(2000, 0.9, seed=5)
     labeled = canary_analysis.labeled_rows(rows, target)
