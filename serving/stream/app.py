@@ -19,10 +19,10 @@ from mlstack.adapters import kafka
 from mlstack.core import names
 from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
+from mlstack.serving.sink.events import TimeWindow
 from mlstack.serving.stream.batch import BatchContext
 from mlstack.serving.stream.loop import LoopConfig, StreamLoop
 from mlstack.serving.stream.models import ModelWatcher
-from mlstack.serving.stream.payloads import TimeWindow
 from mlstack.serving.stream.store_writer import StoreWriter
 
 log = logging.getLogger(__name__)

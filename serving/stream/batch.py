@@ -25,10 +25,11 @@ import orjson
 import pandas as pd
 
 from mlstack.serving.protocol import ParsedRequest, RequestError, v1_response, v2_response
+from mlstack.serving.sink.events import TimeWindow
 from mlstack.serving.stream import records as h
 from mlstack.serving.stream.decode import Decoded, Shape, decode, rejection_of
 from mlstack.serving.stream.dlq import DlqReason, Rejection, dead_letter
-from mlstack.serving.stream.payloads import RowsBuilder, TimeWindow, encode, event_time
+from mlstack.serving.stream.payloads import RowsBuilder, encode, event_time
 from mlstack.serving.stream.records import InEvent, OutRecord
 from mlstack.serving.stream.router import Routing, Served
 

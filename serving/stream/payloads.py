@@ -24,20 +24,13 @@ import pyarrow as pa
 
 from mlstack.core import payload
 from mlstack.core.contract import DataContract
+from mlstack.serving.sink.events import TimeWindow  # the sink's bounds, applied to Kafka timestamps
 from mlstack.serving.sink.pairing import type_value
 
 COMPONENT = "stream"
 CHUNK_ROWS = 2000  # rows per payload record: ~250 KB of Arrow before compression, under Kafka's 1 MB
 _IPC = pa.ipc.IpcWriteOptions(compression="zstd")
 _TIME = pa.timestamp("ns", tz="UTC")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TimeWindow:
-    """How far an event's timestamp may lie from the receive time (the sink's ``TimeWindow``)."""
-
-    max_age_seconds: float = 7 * 86400.0
-    max_future_seconds: float = 300.0
 
 
 def event_time(timestamp_ms: int | None, now_ns: int, window: TimeWindow) -> tuple[int, str | None]:

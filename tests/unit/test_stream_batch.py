@@ -14,11 +14,11 @@ from mlstack.core.model import load
 from mlstack.serving.protocol import parse_v1, parse_v2, v1_response, v2_response
 from mlstack.serving.scoring import Scorer
 from mlstack.serving.sink import pairing
-from mlstack.serving.sink.events import Event, describe
+from mlstack.serving.sink.events import Event, TimeWindow, describe
 from mlstack.serving.stream import records as h
 from mlstack.serving.stream.batch import BatchContext, score_batch
 from mlstack.serving.stream.dlq import REASON_TEXT, DlqReason
-from mlstack.serving.stream.payloads import TimeWindow, decode, store_frame
+from mlstack.serving.stream.payloads import decode, store_frame
 from mlstack.serving.stream.records import InEvent
 from mlstack.serving.stream.router import Routing, Served, Variant, bucket
 from tests.fixtures.serving import train_model
