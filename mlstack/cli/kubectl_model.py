@@ -22,7 +22,7 @@ from mlstack.cli.common import (
     settings_from,
     setup_logging,
 )
-from mlstack.cli.kubectl_moves import Output, Target, dump, execute
+from mlstack.cli.kubectl_moves import CommandScope, Output, dump, execute
 from mlstack.core import isvc, rollout
 from mlstack.core.errors import CheckFailed, UsageError
 
@@ -82,7 +82,7 @@ def status(
     config: Config = None,
 ) -> None:
     """Revisions, traffic %, model versions, readiness and MLflow aliases of one InferenceService."""
-    target = Target(name, namespace, context, output, False, filename, settings_from(config))
+    target = CommandScope(name, namespace, context, output, False, filename, settings_from(config))
     obj, kube = target.load()
     state = rollout.state_of(obj, target.aliases(obj, kube))
     row = _status_row(state, obj, wide=output == Output.wide)
@@ -131,7 +131,7 @@ def start_canary(
         rollout.check_percent(percent)  # before the settings, which would name canary.initial_percent
     settings = settings_from(config, canary={"initial_percent": percent})
     share = settings.canary.initial_percent
-    target = Target(name, namespace, context, output, dry_run, filename, settings)
+    target = CommandScope(name, namespace, context, output, dry_run, filename, settings)
     if version is None:
         if percent is None:
             raise UsageError("give --version to start a canary, or --percent to change the one in flight")
@@ -158,7 +158,7 @@ def promote(
     config: Config = None,
 ) -> None:
     """Send all traffic to the canary; MLflow champion -> its version, previous -> the old champion."""
-    target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
+    target = CommandScope(name, namespace, context, output, dry_run, filename, settings_from(config))
     execute(target, rollout.promote)
 
 
@@ -176,7 +176,7 @@ def rollback(
     config: Config = None,
 ) -> None:
     """Pin traffic to the champion (percent 0), restore its spec, tag the challenger 'rejected'."""
-    target = Target(name, namespace, context, output, dry_run, filename, settings_from(config))
+    target = CommandScope(name, namespace, context, output, dry_run, filename, settings_from(config))
     execute(target, lambda obj, aliases: rollout.rollback(obj, aliases, reason))
 
 
@@ -197,7 +197,7 @@ def analyze(
     from mlstack.monitoring.canary.job import analyze_service
 
     settings = settings_from(config)
-    target = Target(name, namespace, context, output, False, filename, settings)
+    target = CommandScope(name, namespace, context, output, False, filename, settings)
     try:
         obj, kube = target.load()
     except NotFound as exc:  # the CronJob before the first deploy: a success that judged nothing

@@ -28,7 +28,7 @@ class Output(StrEnum):
 
 
 @dataclass
-class Target:
+class CommandScope:
     """Where the object comes from and where results go."""
 
     name: str
@@ -89,7 +89,7 @@ def dump(obj, output: Output | None) -> str:
 
 
 def execute(
-    target: Target, build: Callable[[dict, dict[str, str]], rollout.Move], quiet: bool = False
+    target: CommandScope, build: Callable[[dict, dict[str, str]], rollout.Move], quiet: bool = False
 ) -> tuple[rollout.Move, list[str]]:
     """Build a move from the current object and apply it (or print it); returns it and the registry changes."""
     obj, kube = target.load()

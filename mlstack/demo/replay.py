@@ -31,7 +31,7 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 
 
 @dataclass
-class Variant:
+class SplitEndpoint:
     """One predictor behind the split: its URL, the share of traffic it gets and its component name."""
 
     url: str
@@ -57,7 +57,7 @@ def _json_rows(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def choose_variants(count: int, variants: list[Variant], seed: int) -> np.ndarray:
+def choose_variants(count: int, variants: list[SplitEndpoint], seed: int) -> np.ndarray:
     """Indices of the variant answering each request, drawn like a weighted traffic split."""
     weights = np.array([v.percent for v in variants], dtype=float)
     return np.random.default_rng(seed).choice(len(variants), size=count, p=weights / weights.sum())
@@ -68,7 +68,7 @@ async def replay(
     features: list[str],
     labels: pd.Series,
     model_name: str,
-    variants: list[Variant],
+    variants: list[SplitEndpoint],
     sink_url: str,
     start: datetime,
     period: timedelta,

@@ -350,8 +350,8 @@ def run_demo(
         period = timedelta(hours=size.windows)
         start = (datetime.now(UTC) - period).replace(minute=0, second=0, microsecond=0)
         variants = [
-            replayer.Variant(predictors[champion].url, 100 - size.canary_percent, "predictor"),
-            replayer.Variant(predictors[challenger].url, size.canary_percent, "predictor"),
+            replayer.SplitEndpoint(predictors[champion].url, 100 - size.canary_percent, "predictor"),
+            replayer.SplitEndpoint(predictors[challenger].url, size.canary_percent, "predictor"),
         ]
         with Step(
             timings,

@@ -31,7 +31,7 @@ from mlstack.monitoring.canary.stats import (
 
 
 @dataclass
-class Variant:
+class VariantEvidence:
     """One side of the comparison: its model version, revision, logged rows and serving metrics."""
 
     role: str  # primary | canary
@@ -107,7 +107,9 @@ def split_by_version(
     return rows[versions == str(primary_version)], rows[versions == str(canary_version)]
 
 
-def _error_check(primary: Variant, canary: Variant, config: CanaryConfig, out: list[Comparison]) -> Check:
+def _error_check(
+    primary: VariantEvidence, canary: VariantEvidence, config: CanaryConfig, out: list[Comparison]
+) -> Check:
     if primary.metrics is None or canary.metrics is None:
         return Check(
             "error_rate", "skip", "no Prometheus configured (canary.prometheus_url): 5xx rate not checked"
@@ -135,7 +137,9 @@ def _error_check(primary: Variant, canary: Variant, config: CanaryConfig, out: l
     )
 
 
-def _latency_check(primary: Variant, canary: Variant, config: CanaryConfig, out: list[Comparison]) -> Check:
+def _latency_check(
+    primary: VariantEvidence, canary: VariantEvidence, config: CanaryConfig, out: list[Comparison]
+) -> Check:
     if primary.metrics is None or canary.metrics is None:
         return Check("p95_latency", "skip", "no Prometheus configured: latency not checked")
     p, c = primary.metrics.p95_ms, canary.metrics.p95_ms
@@ -169,7 +173,9 @@ def _latency_check(primary: Variant, canary: Variant, config: CanaryConfig, out:
     return Check("p95_latency", "pass", f"canary p95 {c:.1f} ms vs {p:.1f} ms")
 
 
-def _shift_check(primary: Variant, canary: Variant, config: CanaryConfig, out: list[Comparison]) -> Check:
+def _shift_check(
+    primary: VariantEvidence, canary: VariantEvidence, config: CanaryConfig, out: list[Comparison]
+) -> Check:
     comparison = compare_distributions(
         "probability_distribution", primary.rows.get("probability", []), canary.rows.get("probability", [])
     )
@@ -218,7 +224,9 @@ def _shift_check(primary: Variant, canary: Variant, config: CanaryConfig, out: l
     )
 
 
-def _accuracy_check(primary: Variant, canary: Variant, config: CanaryConfig, out: list[Comparison]) -> Check:
+def _accuracy_check(
+    primary: VariantEvidence, canary: VariantEvidence, config: CanaryConfig, out: list[Comparison]
+) -> Check:
     lp, lc = labeled_rows(primary.rows, primary.target), labeled_rows(canary.rows, canary.target)
     comparison = compare_proportions(
         "accuracy",
@@ -253,7 +261,9 @@ def _accuracy_check(primary: Variant, canary: Variant, config: CanaryConfig, out
     )
 
 
-def analyze(primary: Variant, canary: Variant, config: CanaryConfig, context: dict | None = None) -> Analysis:
+def analyze(
+    primary: VariantEvidence, canary: VariantEvidence, config: CanaryConfig, context: dict | None = None
+) -> Analysis:
     """Compare the variants and decide promote | rollback | continue."""
     comparisons: list[Comparison] = []
     checks = [

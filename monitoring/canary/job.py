@@ -14,7 +14,7 @@ from mlstack.adapters import mlflow as mlflow_adapter
 from mlstack.core.contract import Target
 from mlstack.core.payload import load_window
 from mlstack.core.settings import Settings
-from mlstack.monitoring.canary.analysis import Analysis, Variant, analyze, split_by_version
+from mlstack.monitoring.canary.analysis import Analysis, VariantEvidence, analyze, split_by_version
 from mlstack.monitoring.canary.metrics import revision_metrics
 from mlstack.monitoring.canary.report import write_report
 
@@ -67,10 +67,12 @@ def analyze_service(
         _target(registry, name, canary_version),
     )
     analysis = analyze(
-        Variant(
+        VariantEvidence(
             "primary", str(primary_version), primary_revision, primary_rows, primary_metrics, primary_target
         ),
-        Variant("canary", str(canary_version), canary_revision, canary_rows, canary_metrics, canary_target),
+        VariantEvidence(
+            "canary", str(canary_version), canary_revision, canary_rows, canary_metrics, canary_target
+        ),
         config,
         context={
             "inference_service": name,

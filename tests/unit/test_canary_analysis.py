@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mlstack.core.settings import CanaryConfig
-from mlstack.monitoring.canary.analysis import Variant, analyze
+from mlstack.monitoring.canary.analysis import VariantEvidence, analyze
 from mlstack.monitoring.canary.metrics import RevisionMetrics
 from mlstack.monitoring.canary.report import to_markdown, write_report
 from mlstack.monitoring.canary.stats import compare_proportions, newcombe, wilson
@@ -36,18 +36,18 @@ def variants(
     canary_p95: float = 12.0,
     shift: float = 0.0,
     split: int = 9,
-) -> tuple[Variant, Variant]:
+) -> tuple[VariantEvidence, VariantEvidence]:
     """A 90/10 split: the primary sees ``split`` times the canary's traffic."""
     rng = np.random.default_rng(seed)
     n_primary = n_canary * split
-    primary = Variant(
+    primary = VariantEvidence(
         "primary",
         "1",
         "fraud-predictor-00001",
         rows(n_primary, 0.85, rng),
         RevisionMetrics("fraud-predictor-00001", n_primary, int(rng.binomial(n_primary, 0.002)), 12.0),
     )
-    canary = Variant(
+    canary = VariantEvidence(
         "canary",
         "2",
         "fraud-predictor-00002",
@@ -119,8 +119,8 @@ def test_false_rollbacks_on_equal_variants_at_most_5_percent_over_20_seeds(metho
         primary, canary = variants(100 + seed, 20000)
         for looks in (500, 2000, 5000, 20000):
             analysis = analyze(
-                Variant("primary", "1", "r1", primary.rows.iloc[: looks * 9], primary.metrics),
-                Variant("canary", "2", "r2", canary.rows.iloc[:looks], canary.metrics),
+                VariantEvidence("primary", "1", "r1", primary.rows.iloc[: looks * 9], primary.metrics),
+                VariantEvidence("canary", "2", "r2", canary.rows.iloc[:looks], canary.metrics),
                 config,
             )
             if analysis.verdict == "rollback":

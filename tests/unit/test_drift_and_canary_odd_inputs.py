@@ -61,8 +61,8 @@ def test_string_class_labels_count_in_the_canary_analysis():
     assert len(labeled) == 2000
     assert labeled["label01"].tolist() == (rows["label"] == "malignant").astype(int).tolist()
     config = CanaryConfig(min_samples=100, min_labeled=100)
-    primary = canary_analysis.Variant("primary", "1", None, rows, target=target)
-    canary = canary_analysis.Variant("canary", "2", None, _labelled(2000, 0.9, seed=6), target=target)
+    primary = canary_analysis.VariantEvidence("primary", "1", None, rows, target=target)
+    canary = canary_analysis.VariantEvidence("canary", "2", None, _labelled(2000, 0.9, seed=6), target=target)
     analysis = canary_analysis.analyze(primary, canary, config)
     accuracy = next(c for c in analysis.checks if c.name == "accuracy")
     assert accuracy.status != "wait" or "labeled rows; need" not in accuracy.reason
