@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Literal
 
 import pandas as pd
 
@@ -28,6 +29,10 @@ from mlstack.monitoring.canary.stats import (
     labels_needed,
     wilson,
 )
+
+Verdict = Literal["promote", "rollback", "continue"]
+CheckStatus = Literal["pass", "fail", "wait", "skip"]
+CheckAction = Literal["rollback", "continue"]  # what a failing check calls for
 
 
 @dataclass
@@ -56,14 +61,14 @@ class VariantEvidence:
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str  # pass | fail | wait | skip
+    status: CheckStatus
     reason: str
-    action: str = "rollback"  # what a failure calls for: rollback | continue
+    action: CheckAction = "rollback"
 
 
 @dataclass
 class Analysis:
-    verdict: str
+    verdict: Verdict
     reasons: list[str]
     checks: list[Check]
     comparisons: list[Comparison]
@@ -283,6 +288,7 @@ def analyze(
     else:
         checks.append(Check("sample_size", "pass", f"{len(canary.rows)} canary predictions logged"))
     failed = [c for c in checks if c.status == "fail"]
+    verdict: Verdict
     if any(c.action == "rollback" for c in failed):
         verdict = "rollback"
         reasons = [c.reason for c in failed if c.action == "rollback"]
