@@ -8,11 +8,11 @@ from ``request_guard`` before KServe sees the body, so a malformed body gets the
 from __future__ import annotations
 
 from mlstack.serving import binary
-from mlstack.serving.protocol import ParsedRequest, load_json, parse_v1, parse_v2
+from mlstack.serving.protocol import ParsedRequest, ProtocolName, load_json, parse_v1, parse_v2
 
 
 def parse_request(
-    protocol: str, raw: bytes, inference_header: str | None, features: list[str], max_rows: int
+    protocol: ProtocolName, raw: bytes, inference_header: str | None, features: list[str], max_rows: int
 ) -> tuple[ParsedRequest, set[str]]:
     """(the request's columns, outputs to answer as binary); RequestError on any client mistake."""
     if protocol == "v2":

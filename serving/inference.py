@@ -23,6 +23,7 @@ from mlstack.serving.protocol import (
     MODEL_ENGINE_HEADER,
     MODEL_NAME_HEADER,
     MODEL_VERSION_HEADER,
+    ProtocolName,
     RequestError,
     v1_response,
     v2_response,
@@ -40,7 +41,12 @@ class Inference:
     """The ASGI endpoint of one protocol (``v1`` or ``v2``) for the served model."""
 
     def __init__(
-        self, scorer: Scorer, protocol: str, max_rows: int, max_body_bytes: int, batcher: Batcher | None
+        self,
+        scorer: Scorer,
+        protocol: ProtocolName,
+        max_rows: int,
+        max_body_bytes: int,
+        batcher: Batcher | None,
     ):
         model = scorer.model
         self.scorer, self.protocol, self.max_rows, self.limit = scorer, protocol, max_rows, max_body_bytes

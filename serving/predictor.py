@@ -29,6 +29,7 @@ from mlstack.serving.protocol import (
     MODEL_ENGINE_HEADER,
     MODEL_NAME_HEADER,
     MODEL_VERSION_HEADER,
+    ProtocolName,
     RequestError,
     parse_v1,
     parse_v2,
@@ -97,7 +98,7 @@ class MlstackModel(kserve.Model):
         self.ready = True
         return True
 
-    def check_request(self, protocol: str, raw: bytes, inference_header: str | None) -> None:
+    def check_request(self, protocol: ProtocolName, raw: bytes, inference_header: str | None) -> None:
         """The lean server's parsing of a raw body (``request_guard`` calls it before KServe does)."""
         assert self.scorer is not None
         try:
@@ -106,7 +107,7 @@ class MlstackModel(kserve.Model):
             metrics.REJECTED.labels(self.name, protocol, error.rule).inc()
             raise
 
-    def _reject(self, protocol: str, error: RequestError) -> ContractRejection:
+    def _reject(self, protocol: ProtocolName, error: RequestError) -> ContractRejection:
         metrics.REJECTED.labels(self.name, protocol, error.rule).inc()
         return ContractRejection(error)
 
@@ -125,7 +126,7 @@ class MlstackModel(kserve.Model):
                 raise self._reject(
                     "v1", RequestError("body", "invalid_json", f"the body is not JSON: {exc}")
                 ) from None
-        protocol = "v2" if is_v2 else "v1"
+        protocol: ProtocolName = "v2" if is_v2 else "v1"
         features = self.scorer.features
         outputs: set[str] = set()
         try:

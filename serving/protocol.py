@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from mlstack.serving.http_errors import refusal
+
+ProtocolName = Literal["v1", "v2"]  # KServe's REST protocols: /v1/models/<m>:predict, /v2/models/<m>/infer
 
 V2_DATATYPES = {
     "BOOL",

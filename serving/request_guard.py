@@ -23,12 +23,12 @@ import orjson
 
 from mlstack.serving import binary
 from mlstack.serving.asgi import ClientGone, header, read_body, respond, too_large
-from mlstack.serving.protocol import RequestError
+from mlstack.serving.protocol import ProtocolName, RequestError
 
 PREDICT_SUFFIXES = (":predict", "/infer")
 JSON = [(b"content-type", b"application/json")]
 # (protocol, raw body, Inference-Header-Content-Length) -> None, or RequestError
-Check = Callable[[str, bytes, str | None], None]
+Check = Callable[[ProtocolName, bytes, str | None], None]
 
 
 class BodyTooLarge(Exception):
@@ -42,7 +42,7 @@ class RequestGuardMiddleware:
         self.app = app
         self.limit = max_body_bytes
         self.check = check
-        self.paths: dict[str, str] = {}
+        self.paths: dict[str, ProtocolName] = {}
         self.versioned = None
         if model_name is not None:
             self.paths = {f"/v1/models/{model_name}:predict": "v1", f"/v2/models/{model_name}/infer": "v2"}
@@ -65,7 +65,7 @@ class RequestGuardMiddleware:
             return await self._checked(protocol, scope, receive, send)
         return await self._limited(scope, receive, send)
 
-    async def _checked(self, protocol: str, scope, receive, send) -> None:
+    async def _checked(self, protocol: ProtocolName, scope, receive, send) -> None:
         """Read the body (under the limit), judge it with the shared parser, replay it to KServe."""
         try:
             raw = await read_body(scope, receive, self.limit)
