@@ -27,9 +27,11 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlstack.core import storage
@@ -55,7 +57,7 @@ class CompactionResult:
     open_partitions: int = 0  # partitions younger than min_age, left for a later run
     errors: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "partitions": self.partitions,
             "files_before": self.files_before,
@@ -94,7 +96,7 @@ def compact(
     return result
 
 
-def _fs(store: str):
+def _fs(store: str) -> pafs.FileSystem:
     return storage.filesystem(store)[0]
 
 
@@ -143,11 +145,11 @@ def _compact_partition(
     result.rows += sum(t.num_rows for _, members in groups for _, t in members)
 
 
-def _delete(fs, path: str) -> None:
+def _delete(fs: pafs.FileSystem, path: str) -> None:
     fs.delete_file(path)
 
 
-def _finish_interrupted(fs, files: list[str], result: CompactionResult) -> list[str]:
+def _finish_interrupted(fs: pafs.FileSystem, files: list[str], result: CompactionResult) -> list[str]:
     """Delete inputs that a complete compacted file already holds; returns the files left."""
     present = set(files)
     for path in [f for f in files if f.rsplit("/", 1)[-1].startswith(PREFIX)]:
@@ -163,13 +165,13 @@ def _finish_interrupted(fs, files: list[str], result: CompactionResult) -> list[
     return [f for f in files if f in present]
 
 
-def _write(fs, partition: str, schema: pa.Schema, batch: list[tuple[str, pa.Table]]) -> None:
+def _write(fs: pafs.FileSystem, partition: str, schema: pa.Schema, batch: list[tuple[str, pa.Table]]) -> None:
     names = [path.rsplit("/", 1)[-1] for path, _ in batch]
     metadata = dict(schema.metadata or {}) | {REPLACES: orjson.dumps(names)}
     schema = schema.with_metadata(metadata)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     final = f"{partition}/{PREFIX}{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-    local = isinstance(fs, storage.pafs.LocalFileSystem)
+    local = isinstance(fs, pafs.LocalFileSystem)
     target = f"{partition}/.{final.rsplit('/', 1)[-1]}.tmp" if local else final
     with fs.open_output_stream(target) as stream:
         with pq.ParquetWriter(stream, schema, compression="zstd") as writer:

@@ -38,7 +38,7 @@ def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def session_for(onnx_bytes: bytes, threads: int = 1):
+def session_for(onnx_bytes: bytes, threads: int = 1) -> Any:
     """An onnxruntime CPU session; one intra-op thread (scale out with workers, as for sklearn)."""
     import onnxruntime as ort
 
@@ -59,7 +59,7 @@ class OnnxEngine:
     missing_tokens: dict[str, str]
     name: str = "onnx"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._numeric = [f.name for f in self.contract.features if not f.is_categorical]
         self._categorical = [f.name for f in self.contract.features if f.is_categorical]
 
@@ -67,7 +67,7 @@ class OnnxEngine:
         (proba,) = self.session.run([PROBABILITY_OUTPUT], feeds)
         return np.asarray(proba[:, 1], dtype=np.float64)
 
-    def predict_columns(self, columns: dict[str, list]) -> np.ndarray:
+    def predict_columns(self, columns: dict[str, list[Any]]) -> np.ndarray:
         """Score request columns that passed the contract's fast check (JSON scalars, None = missing).
 
         Mirrors ``coerce_features``: numbers become float64 (None -> NaN), categories ``str(value)``.

@@ -8,7 +8,7 @@ judged by one rule everywhere.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import yaml
@@ -96,7 +96,8 @@ class DataContract(BaseModel):
         raise KeyError(name)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(exclude_none=True), sort_keys=False)
+        text: str = yaml.safe_dump(self.model_dump(exclude_none=True), sort_keys=False)
+        return text
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml())
@@ -212,4 +213,4 @@ def _infer_positive(target: pd.Series) -> str | int | bool:
         return int(minority)
     if isinstance(minority, (np.bool_,)):
         return bool(minority)
-    return minority
+    return cast("str | int | bool", minority)  # a label as pandas holds it

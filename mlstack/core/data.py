@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlstack.core import storage
@@ -31,7 +32,7 @@ def load_table(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
     uri = str(uri)
     fs, path = storage.filesystem(uri)
     info = fs.get_file_info(path)
-    if info.type == storage.pafs.FileType.NotFound:
+    if info.type == pafs.FileType.NotFound:
         raise DataError(f"no data at {uri}: check the path or the s3 endpoint/credentials")
     try:
         if _format(uri) == "csv":
@@ -111,7 +112,7 @@ def iter_table_chunks(uri: str, chunk_rows: int = 100_000) -> Iterator[pd.DataFr
     """
     uri = str(uri)
     fs, path = storage.filesystem(uri)
-    if fs.get_file_info(path).type == storage.pafs.FileType.NotFound:
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
         raise DataError(f"no data at {uri}: check the path or the s3 endpoint/credentials")
     try:
         if _format(uri) == "csv":
@@ -122,7 +123,7 @@ def iter_table_chunks(uri: str, chunk_rows: int = 100_000) -> Iterator[pd.DataFr
         raise DataError(f"cannot parse {uri}: {exc}") from exc
 
 
-def _csv_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _csv_chunks(fs: pafs.FileSystem, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     seen: dict[str, set[str]] = {}
     with fs.open_input_stream(path, compression="detect") as stream:
         for chunk in pd.read_csv(stream, chunksize=chunk_rows):
@@ -135,7 +136,9 @@ def _csv_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield chunk.astype(changed) if changed else chunk
 
 
-def parquet_batches(fs, path: str, chunk_rows: int, columns: list[str] | None = None):
+def parquet_batches(
+    fs: pafs.FileSystem, path: str, chunk_rows: int, columns: list[str] | None = None
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """(schema, record batches) of a Parquet file or directory, read one file and one row group at a time.
 
     ``ParquetFile.iter_batches`` decodes ``chunk_rows`` rows at a time, so memory stays at about one
@@ -159,7 +162,7 @@ def parquet_batches(fs, path: str, chunk_rows: int, columns: list[str] | None = 
     return dataset.schema, batches()
 
 
-def _parquet_chunks(fs, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(fs: pafs.FileSystem, path: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     schema, _ = parquet_batches(fs, path, chunk_rows)  # carries the pandas metadata (e.g. nullable Int64)
     plan = {name: str(dtype) for name, dtype in schema.empty_table().to_pandas().dtypes.items()}
     # numpy int/bool columns turn float64/object in a whole-table read when they hold a null anywhere

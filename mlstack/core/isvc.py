@@ -41,25 +41,26 @@ ANN_REJECTED_VERSION = PREFIX + "rejected-version"
 ANN_ARTIFACTS_DESTINATION = PREFIX + "artifacts-destination"
 
 
-def name_of(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("name", "")
+def name_of(obj: dict[str, Any]) -> str:
+    name: str = (obj.get("metadata") or {}).get("name", "")
+    return name
 
 
-def annotations_of(obj: dict) -> dict[str, str]:
+def annotations_of(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
-def registered_model(obj: dict) -> str:
+def registered_model(obj: dict[str, Any]) -> str:
     """The MLflow registered model this service serves (annotation, else the service name)."""
     return annotations_of(obj).get(ANN_MODEL) or name_of(obj)
 
 
-def artifacts_destination(obj: dict) -> str | None:
+def artifacts_destination(obj: dict[str, Any]) -> str | None:
     """Where the registry's MLflow server keeps proxied artifacts (annotation; None when unset)."""
     return annotations_of(obj).get(ANN_ARTIFACTS_DESTINATION) or None
 
 
-def model_spec(obj: dict) -> dict:
+def model_spec(obj: dict[str, Any]) -> dict[str, Any]:
     """``spec.predictor.model``; mlstack manages services that use KServe's model schema."""
     model = ((obj.get("spec") or {}).get("predictor") or {}).get("model")
     if not isinstance(model, dict) or not model.get("storageUri"):
@@ -70,28 +71,30 @@ def model_spec(obj: dict) -> dict:
     return model
 
 
-def canary_percent(obj: dict) -> int | None:
+def canary_percent(obj: dict[str, Any]) -> int | None:
     value = ((obj.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
     return None if value is None else int(value)
 
 
-def serving_version(obj: dict) -> str | None:
+def serving_version(obj: dict[str, Any]) -> str | None:
     """The model version the latest revision serves, from the predictor's env."""
     for env in model_spec(obj).get("env") or []:
         if env.get("name") == VERSION_ENV:
-            return env.get("value")
+            value: str | None = env.get("value")
+            return value
     return None
 
 
-def predictor_status(obj: dict) -> dict:
+def predictor_status(obj: dict[str, Any]) -> dict[str, Any]:
     return ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
 
 
-def ready_condition(obj: dict) -> str | None:
+def ready_condition(obj: dict[str, Any]) -> str | None:
     """'True' | 'False' | 'Unknown' of the service's Ready condition (None without status)."""
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            return condition.get("status")
+            status: str | None = condition.get("status")
+            return status
     return None
 
 
@@ -113,7 +116,7 @@ class Revisions:
     latest_ready: str | None
     latest_rolledout: str | None
     previous_rolledout: str | None
-    traffic: tuple[dict, ...]
+    traffic: tuple[dict[str, Any], ...]
     ready: str | None
     spec_percent: int | None  # spec.predictor.canaryTrafficPercent
     failure: str | None  # KServe's modelStatus.lastFailureInfo while it blocks the rollout, one phrase
@@ -185,7 +188,7 @@ def unsettled(revs: Revisions) -> str | None:
 BLOCKED = ("BlockedByFailedLoad", "InvalidSpec")
 
 
-def failure_info(obj: dict) -> str | None:
+def failure_info(obj: dict[str, Any]) -> str | None:
     """KServe's ``status.modelStatus.lastFailureInfo`` as one phrase, while it blocks the rollout."""
     model_status = (obj.get("status") or {}).get("modelStatus") or {}
     info = model_status.get("lastFailureInfo") or {}
@@ -197,7 +200,7 @@ def failure_info(obj: dict) -> str | None:
     return ", ".join(parts) or None
 
 
-def revisions(obj: dict) -> Revisions:
+def revisions(obj: dict[str, Any]) -> Revisions:
     status = predictor_status(obj)
     return Revisions(
         latest_created=status.get("latestCreatedRevision"),
@@ -212,7 +215,7 @@ def revisions(obj: dict) -> Revisions:
     )
 
 
-def _condition_text(obj: dict, kind: str) -> str | None:
+def _condition_text(obj: dict[str, Any], kind: str) -> str | None:
     """``reason: message`` of a False condition, on one line (Knative's messages span lines)."""
     for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind and condition.get("status") == "False":
@@ -221,7 +224,7 @@ def _condition_text(obj: dict, kind: str) -> str | None:
     return None
 
 
-def version_env(env: list[dict] | None, version: str) -> list[dict]:
+def version_env(env: list[dict[str, Any]] | None, version: str) -> list[dict[str, Any]]:
     """The env list with MLSTACK_MODEL_VERSION set (a merge patch replaces lists whole)."""
     kept = [dict(e) for e in env or [] if e.get("name") != VERSION_ENV]
     return [*kept, {"name": VERSION_ENV, "value": str(version)}]

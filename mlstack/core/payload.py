@@ -22,6 +22,7 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -108,7 +109,7 @@ def write_predictions(store: str, rows: pd.DataFrame, part_name: str | None = No
     return written
 
 
-def label_text(value) -> str | None:
+def label_text(value: object) -> str | None:
     """A label as stored: booleans ``true``/``false``, whole numbers without ``.0``, text as is."""
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -119,7 +120,7 @@ def label_text(value) -> str | None:
     return str(value)
 
 
-def write_records(store: str, folder: str, records: list[dict]) -> str | None:
+def write_records(store: str, folder: str, records: list[dict[str, Any]]) -> str | None:
     """JSON lines under ``<store>/<folder>/date=<today>/`` (unpaired and quarantined events)."""
     import orjson
 

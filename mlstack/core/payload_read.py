@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlstack.core import storage
@@ -36,7 +38,7 @@ class ReadReport:
     unmapped_positional: int = 0  # rows of positional columns left unnamed (no contract given)
     rows_without_id: int = 0  # rows with no request_id: kept as they are, never deduplicated
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
             "unreadable_files": len(self.unreadable),
@@ -98,16 +100,16 @@ def list_files(uri: str, keep: Keep | None = None) -> Iterator[tuple[str, str, d
     files we write (``part-<UTC time>-…``) is the order they were written.
     """
     fs, root = storage.filesystem(uri)
-    if fs.get_file_info(root).type == storage.pafs.FileType.NotFound:
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
         return
     pending = [(root, dict[str, str]())]
     while pending:
         folder, values = pending.pop(0)
-        infos = sorted(fs.get_file_info(storage.pafs.FileSelector(folder, recursive=False)), key=_name)
+        infos = sorted(fs.get_file_info(pafs.FileSelector(folder, recursive=False)), key=_name)
         for info in infos:
             if info.base_name.startswith((".", "_")):
                 continue
-            if info.type == storage.pafs.FileType.Directory:
+            if info.type == pafs.FileType.Directory:
                 key, sep, value = info.base_name.partition("=")
                 child = values | {key: value} if sep else values
                 if not sep or keep is None or keep(child):
@@ -116,8 +118,9 @@ def list_files(uri: str, keep: Keep | None = None) -> Iterator[tuple[str, str, d
                 yield info.path, info.path[len(root) :].lstrip("/"), values
 
 
-def _name(info) -> str:
-    return info.base_name
+def _name(info: pafs.FileInfo) -> str:
+    name: str = info.base_name
+    return name
 
 
 def read_tree(

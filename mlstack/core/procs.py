@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 import httpx
 
@@ -19,10 +20,11 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen[Any] | None = None) -> None:
     """Poll ``url`` until it answers below 500.
 
     Raises:
@@ -43,7 +45,7 @@ def wait_for_http(url: str, timeout: float = 60.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
-def stop(process: subprocess.Popen, timeout: float = 15.0, group: bool = False) -> bool:
+def stop(process: subprocess.Popen[Any], timeout: float = 15.0, group: bool = False) -> bool:
     """SIGTERM ``process`` (its whole process group when ``group``), SIGKILL it after ``timeout``.
 
     Returns True when it exited on SIGTERM within ``timeout`` (a graceful stop), False when it had to
@@ -61,7 +63,7 @@ def stop(process: subprocess.Popen, timeout: float = 15.0, group: bool = False) 
         return False
 
 
-def _signal(process: subprocess.Popen, signum: int, group: bool) -> None:
+def _signal(process: subprocess.Popen[Any], signum: int, group: bool) -> None:
     try:
         if group:
             os.killpg(process.pid, signum)

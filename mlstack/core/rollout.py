@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mlstack.core import isvc
 from mlstack.core.errors import CheckFailed, UsageError
@@ -60,13 +61,13 @@ class Move:
 
     kind: str  # create | start | step | promote | rollback | noop
     name: str
-    patches: list[dict]
+    patches: list[dict[str, Any]]
     alias_ops: list[AliasOp] = field(default_factory=list)
     summary: str = ""
     warnings: list[str] = field(default_factory=list)
-    create: dict | None = None  # the whole object, for kind "create"
+    create: dict[str, Any] | None = None  # the whole object, for kind "create"
 
-    def result(self, obj: dict | None) -> dict:
+    def result(self, obj: dict[str, Any] | None) -> dict[str, Any]:
         """The object after the move (what ``-f FILE`` prints)."""
         if self.create is not None:
             return copy.deepcopy(self.create)
@@ -100,7 +101,7 @@ class CanaryState:
         return self.revisions.latest_rolledout
 
 
-def state_of(obj: dict, aliases: dict[str, str] | None = None) -> CanaryState:
+def state_of(obj: dict[str, Any], aliases: dict[str, str] | None = None) -> CanaryState:
     """Read the phase and versions of one InferenceService."""
     aliases = dict(aliases or {})
     annotations = isvc.annotations_of(obj)
@@ -135,7 +136,7 @@ def check_percent(percent: int) -> None:
         raise UsageError(f"--percent must be between 1 and 100, got {percent}")
 
 
-def check_start(obj: dict, version: str, percent: int) -> list[str]:
+def check_start(obj: dict[str, Any], version: str, percent: int) -> list[str]:
     """Raise when starting a canary of ``version`` would be unsafe; return warnings to print."""
     check_percent(percent)
     current = isvc.canary_percent(obj)
@@ -170,8 +171,8 @@ def rollout_note(state: CanaryState) -> str | None:
 
 
 def start_canary_patch(
-    obj: dict, version: str, storage_uri: str, percent: int, now: datetime | None = None
-) -> dict:
+    obj: dict[str, Any], version: str, storage_uri: str, percent: int, now: datetime | None = None
+) -> dict[str, Any]:
     """Merge patch that serves ``version`` from ``storage_uri`` to ``percent`` % of traffic.
 
     Records the champion being replaced (version and storage URI) in annotations so a rollback can
@@ -198,7 +199,7 @@ def start_canary_patch(
     }
 
 
-def start(obj: dict, aliases: dict[str, str], version: str, storage_uri: str, percent: int) -> Move:
+def start(obj: dict[str, Any], aliases: dict[str, str], version: str, storage_uri: str, percent: int) -> Move:
     """Serve ``version`` to ``percent`` % next to the champion; it becomes the ``challenger``.
 
     The version already served (and no canary in flight): a no-op move.
@@ -231,7 +232,7 @@ def start(obj: dict, aliases: dict[str, str], version: str, storage_uri: str, pe
     )
 
 
-def step(obj: dict, aliases: dict[str, str], percent: int) -> Move:
+def step(obj: dict[str, Any], aliases: dict[str, str], percent: int) -> Move:
     """Change the traffic share of the canary in flight."""
     state = state_of(obj, aliases)
     if state.phase != "canary":
@@ -265,7 +266,7 @@ def _check_canary_ready(state: CanaryState) -> list[str]:
     return []
 
 
-def promote(obj: dict, aliases: dict[str, str]) -> Move:
+def promote(obj: dict[str, Any], aliases: dict[str, str]) -> Move:
     """Send all traffic to the canary; aliases champion -> challenger version, previous -> old champion."""
     state = state_of(obj, aliases)
     if state.phase != "canary":
@@ -287,7 +288,7 @@ def promote(obj: dict, aliases: dict[str, str]) -> Move:
     )
 
 
-def rollback(obj: dict, aliases: dict[str, str], reason: str) -> Move:
+def rollback(obj: dict[str, Any], aliases: dict[str, str], reason: str) -> Move:
     """Pin traffic to the champion (percent 0), then restore the champion's spec; reject the challenger."""
     state = state_of(obj, aliases)
     if state.phase not in ("canary", "rolling-back"):
@@ -301,7 +302,7 @@ def rollback(obj: dict, aliases: dict[str, str], reason: str) -> Move:
     annotations = isvc.annotations_of(obj)
     champion_uri = annotations.get(isvc.ANN_CHAMPION_URI)
     bad = state.challenger_version
-    patches: list[dict] = [{"spec": {"predictor": {"canaryTrafficPercent": 0}}}]
+    patches: list[dict[str, Any]] = [{"spec": {"predictor": {"canaryTrafficPercent": 0}}}]
     warnings: list[str] = []
     if champion_uri:
         model = isvc.model_spec(obj)
@@ -335,7 +336,7 @@ def rollback(obj: dict, aliases: dict[str, str], reason: str) -> Move:
     )
 
 
-def first_deploy(template: dict, version: str, storage_uri: str) -> dict:
+def first_deploy(template: dict[str, Any], version: str, storage_uri: str) -> dict[str, Any]:
     """The InferenceService the chart's template describes, serving ``version`` from ``storage_uri``."""
     if not storage_uri:
         raise UsageError(f"no storage URI for version {version} of {isvc.registered_model(template)!r}")
@@ -350,8 +351,8 @@ def first_deploy(template: dict, version: str, storage_uri: str) -> dict:
 
 
 def deploy(
-    current: dict | None,
-    template: dict | None,
+    current: dict[str, Any] | None,
+    template: dict[str, Any] | None,
     aliases: dict[str, str],
     version: str,
     storage_uri: str,

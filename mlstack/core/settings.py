@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -335,7 +336,9 @@ _FILE_LAYER: ContextVar[dict[str, Any] | None] = ContextVar("mlstack_file_layer"
 class _FileSource(PydanticBaseSettingsSource):
     """The merged YAML files of the current ``load_settings`` call (below the environment)."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used instead
+    def get_field_value(  # pragma: no cover - __call__ is used instead
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:

@@ -7,10 +7,12 @@ the guide cannot drift from ``Settings``); ``effective`` backs ``mlstack config 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from mlstack.core.settings import ENV_PREFIX, Settings, config_layers, load_settings
 
@@ -18,7 +20,9 @@ README_START = "<!-- mlstack config env: start -->"
 README_END = "<!-- mlstack config env: end -->"
 
 
-def _leaf_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()):
+def _leaf_fields(
+    model: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -36,7 +37,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if is_s3(uri):
         parsed = urlparse(uri)
         endpoint = s3_endpoint()
-        kwargs: dict = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+        kwargs: dict[str, Any] = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
         if endpoint:
             parsed_ep = urlparse(endpoint)
             kwargs["endpoint_override"] = parsed_ep.netloc or parsed_ep.path
@@ -58,14 +59,16 @@ def join(uri: str, *parts: str) -> str:
 
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    found: bool = fs.get_file_info(path).type != pafs.FileType.NotFound
+    return found
 
 
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:
         with fs.open_input_stream(path) as stream:
-            return stream.read()
+            data: bytes = stream.read()
+            return data
     except (FileNotFoundError, OSError) as exc:
         raise StorageError(f"cannot read {uri}: {exc}") from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ class ValidationReport:
             return f"{self.rows} rows conform to the contract ({len(self.violations)} tolerated violation(s))"
         return "; ".join(f"column {v.column!r}: {v.message}" for v in self.failures)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "tolerance": self.tolerance,

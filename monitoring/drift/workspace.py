@@ -11,6 +11,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import pyarrow.fs as pafs
 from evidently.sdk.models import ProjectModel
 from evidently.ui.workspace import Workspace
 
@@ -43,9 +44,9 @@ def _add_local(path: str, model: str, snapshot) -> tuple[str, str]:
 def _stage_projects(uri: str, staging: Path) -> None:
     """Copy each project's metadata file from an S3 workspace into ``staging``."""
     fs, root = storage.filesystem(uri)
-    selector = storage.pafs.FileSelector(root, allow_not_found=True, recursive=False)
+    selector = pafs.FileSelector(root, allow_not_found=True, recursive=False)
     for info in fs.get_file_info(selector):
-        if info.type != storage.pafs.FileType.Directory:
+        if info.type != pafs.FileType.Directory:
             continue
         name = info.path.rsplit("/", 1)[-1]
         meta = storage.join(uri, name, PROJECT_FILE)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlstack.core import payload, storage
@@ -151,7 +152,7 @@ def kept_ids(store: str, since_day: str | None = None) -> set[str]:
         if not storage.exists(root):
             continue
         fs, path = storage.filesystem(root)
-        for info in fs.get_file_info(storage.pafs.FileSelector(path, recursive=True)):
+        for info in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
             if not info.is_file or not info.path.endswith(".jsonl") or info.base_name.startswith("."):
                 continue
             day = info.path.rsplit("/", 2)[-2].removeprefix("date=")
