@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 from importlib import metadata
+from types import FrameType
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -25,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlstack.core.model import LoadedModel
 from mlstack.serving.batching import Batcher
@@ -45,7 +47,7 @@ def build_app(
     max_batch_rows: int = 1000,
     max_body_bytes: int = 8 * 1024 * 1024,
     batching: tuple[int, float] | None = None,
-):
+) -> ASGIApp:
     """An ASGI app serving ``model`` under its name on the v1 and v2 protocols.
 
     ``batching`` = (max rows, max wait in seconds) turns on adaptive batching (``mlstack.serving.batching``).
@@ -137,7 +139,7 @@ def build_app(
     # the served model's two inference paths skip the router (exact match, no path parameters)
     hot = {f"/v1/models/{name}:predict": v1, f"/v2/models/{name}/infer": v2}
 
-    async def app(scope, receive, send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = hot.get(scope["path"])
             if endpoint is not None:
@@ -181,7 +183,7 @@ def run_lean(
     _run_forked(app, host, port, workers, options)
 
 
-def _run_forked(app, host: str, port: int, workers: int, options: dict) -> None:
+def _run_forked(app: ASGIApp, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
     """Pre-fork ``workers`` processes on one listening socket; the model is loaded once, before the fork."""
     import os
     import signal
@@ -193,7 +195,7 @@ def _run_forked(app, host: str, port: int, workers: int, options: dict) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    children = []
+    children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
@@ -202,7 +204,7 @@ def _run_forked(app, host: str, port: int, workers: int, options: dict) -> None:
             os._exit(0)
         children.append(pid)
 
-    def stop(signum, _frame):
+    def stop(signum: int, _frame: FrameType | None) -> None:
         for child in children:
             try:
                 os.kill(child, signal.SIGTERM)

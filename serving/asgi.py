@@ -29,6 +29,8 @@ def too_large(limit: int) -> RequestError:
 
 def header(scope: Scope, name: bytes) -> str | None:
     """A request header's value (``name`` lower-case, as ASGI gives them), or None."""
+    key: bytes
+    value: bytes
     for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Pending:
-    columns: dict[str, list]
+    columns: dict[str, list[Any]]
     rows: int
-    future: asyncio.Future
+    future: asyncio.Future[np.ndarray]
 
 
 class Batcher:
@@ -31,7 +32,7 @@ class Batcher:
 
     def __init__(
         self,
-        score: Callable[[dict[str, list]], np.ndarray],
+        score: Callable[[dict[str, list[Any]]], np.ndarray],
         features: list[str],
         max_rows: int,
         max_wait_s: float,
@@ -42,7 +43,7 @@ class Batcher:
         self._rows = 0
         self._timer: asyncio.TimerHandle | None = None
 
-    async def probabilities(self, columns: dict[str, list], rows: int) -> np.ndarray:
+    async def probabilities(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
         """This request's probabilities, scored alone or with whoever arrives within the wait."""
         if rows >= self.max_rows:
             return self.score(columns)

@@ -66,7 +66,7 @@ def header_length(value: str | None, body_size: int) -> int | None:
     return length
 
 
-def _json_header(raw: bytes, length: int) -> dict:
+def _json_header(raw: bytes, length: int) -> dict[str, Any]:
     try:
         body = orjson.loads(raw[:length])
     except orjson.JSONDecodeError as exc:
@@ -78,7 +78,7 @@ def _json_header(raw: bytes, length: int) -> dict:
     return body
 
 
-def _size_of(tensor: dict, where: str) -> int | None:
+def _size_of(tensor: dict[str, Any], where: str) -> int | None:
     params = tensor.get("parameters")
     if params is None:
         return None
@@ -123,7 +123,7 @@ def _strings(chunk: bytes, where: str) -> list[str]:
     return values
 
 
-def _values(chunk: bytes, datatype: Any, where: str) -> list:
+def _values(chunk: bytes, datatype: Any, where: str) -> list[Any]:
     if datatype == "BYTES":
         return _strings(chunk, where)
     dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
@@ -143,11 +143,12 @@ def _values(chunk: bytes, datatype: Any, where: str) -> list:
     if datatype == "BOOL":
         if array.size and array.max() > 1:
             raise RequestError(where, "wrong_type", f"{where}: a BOOL byte must be 0 or 1")
-        return array.astype(bool).tolist()
-    return array.tolist()
+        array = array.astype(bool)
+    values: list[Any] = array.tolist()  # numpy types tolist() as Any
+    return values
 
 
-def decode(raw: bytes, length: int, key: str = "inputs") -> dict:
+def decode(raw: bytes, length: int, key: str = "inputs") -> dict[str, Any]:
     """The JSON body a binary request stands for: each ``binary_data_size`` input gets its ``data``.
 
     ``key="outputs"`` reads a binary answer the same way (the payload sink stores both halves).
@@ -204,7 +205,7 @@ def decode_v2(raw: bytes, header_value: str | None) -> Any:
     return body
 
 
-def binary_outputs(body: dict) -> set[str]:
+def binary_outputs(body: dict[str, Any]) -> set[str]:
     """Names of the outputs to answer as bytes (``binary_data_output``, each output's ``binary_data``)."""
     params = body.get("parameters")
     every = params.get("binary_data_output", False) if isinstance(params, dict) else False
@@ -234,7 +235,7 @@ def binary_outputs(body: dict) -> set[str]:
     return chosen
 
 
-def encode_response(answer: dict, binary: set[str]) -> tuple[bytes, int | None]:
+def encode_response(answer: dict[str, Any], binary: set[str]) -> tuple[bytes, int | None]:
     """(body, JSON header length or None): the outputs named in ``binary`` as raw little-endian bytes."""
     chunks = []
     for output in answer["outputs"]:

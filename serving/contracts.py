@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 from mlstack.core.contract import DataContract
 
@@ -57,7 +58,7 @@ class RegistryState:
     failures: int = 0  # lookups that could not reach it, since start
     since: float | None = None  # unix time of the first failure of the current outage
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         status = "unknown" if self.up is None else "reachable" if self.up else "unreachable"
         return {"registry": status, "registry_error": self.error, "registry_failures": self.failures}
 
@@ -83,7 +84,7 @@ class ContractCache:
         self._on_outcome = on_outcome or (lambda outcome: None)
         self._hits: OrderedDict[tuple[str, str], DataContract] = OrderedDict()
         self._misses: dict[tuple[str, str], float] = {}
-        self._inflight: dict[tuple[str, str], Future] = {}
+        self._inflight: dict[tuple[str, str], Future[DataContract | None]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="contract-lookup")
         self._check: Callable[[], None] | None = None
@@ -110,7 +111,7 @@ class ContractCache:
         except (FutureTimeout, Exception):
             return None
 
-    def _future(self, model: str, version: str) -> Future | None:
+    def _future(self, model: str, version: str) -> Future[DataContract | None] | None:
         """The lookup under way for the key (started here when due); None when none is due."""
         key = (model, version)
         if self.lookup is None or version == "unknown":

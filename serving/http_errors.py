@@ -7,6 +7,7 @@ Every refusal has one shape, built by ``refusal``: ``{"error": <sentence>, "fiel
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -15,8 +16,14 @@ from starlette.responses import Response
 
 JSON = "application/json"
 
+# A Starlette HTTP exception handler. The exception is Any: Starlette passes one, the predictor calls
+# the 405 handler itself with None (app.py), and the 500 handler reads it.
+Handler = Callable[[Request, Any], Awaitable[Response]]
 
-def refusal(field: str, rule: str, message: str, details: list[dict] | None = None) -> dict[str, Any]:
+
+def refusal(
+    field: str, rule: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The JSON body of a refusal: what is wrong (``error``), where (``field``), which rule (``rule``)."""
     body: dict[str, Any] = {"error": message, "field": field, "rule": rule}
     if details:
@@ -34,13 +41,13 @@ def error_response(
     return json_response(status, refusal(field, rule, message), headers)
 
 
-def error_handlers(log: logging.Logger) -> dict:
+def error_handlers(log: logging.Logger) -> dict[int | type[Exception], Handler]:
     """Starlette exception handlers: 404, 405 and any unexpected exception, all in the JSON shape."""
 
-    async def not_found(request: Request, _exc) -> Response:
+    async def not_found(request: Request, _exc: Exception | None) -> Response:
         return error_response(404, "path", "not_found", f"no endpoint {request.method} {request.url.path}")
 
-    async def not_allowed(request: Request, _exc) -> Response:
+    async def not_allowed(request: Request, _exc: Exception | None) -> Response:
         return error_response(
             405, "method", "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
         )

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import orjson
+from prometheus_client import Counter
 
 from mlstack.serving import binary, metrics
 from mlstack.serving.asgi import ClientGone, Receive, Scope, Send, header, read_body, respond
@@ -65,7 +66,7 @@ class Inference:
         # the series exist from the start, so increase() counts every request
         self.responses = {code: self._responses(code) for code in (200, 500)}
 
-    def _responses(self, code: int):
+    def _responses(self, code: int) -> Counter:
         return metrics.RESPONSES.labels(self.name, self.version, self.protocol, str(code))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from prometheus_client import Counter
 
 
-def _kserve_metrics():
+def _kserve_metrics() -> ModuleType:
     """KServe's own ``kserve/metrics.py`` module, without running the ``kserve`` package's ``__init__``.
 
     That ``__init__`` imports the whole model server, FastAPI and the Kubernetes client (about a

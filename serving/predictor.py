@@ -20,6 +20,7 @@ from fastapi.responses import ORJSONResponse
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 
 from mlstack.core.model import LoadedModel, load
 from mlstack.serving import binary, metrics
@@ -40,8 +41,11 @@ from mlstack.serving.scoring import Scorer, fast_sklearn
 
 log = logging.getLogger(__name__)
 
+# kserve==0.21.0 ships no py.typed, so mypy sees its classes as Any; the three subclasses below
+# (ContractRejection, MlstackModel, _BoundRESTServer) carry `type: ignore[misc]` for that alone.
 
-class ContractRejection(InvalidInput):
+
+class ContractRejection(InvalidInput):  # type: ignore[misc]  # kserve is untyped
     """A RequestError raised through KServe's error plumbing (an InvalidInput, so never a 500)."""
 
     def __init__(self, error: RequestError):
@@ -73,7 +77,7 @@ def _as_v2_dict(request: InferRequest) -> dict[str, Any]:
     return body
 
 
-class MlstackModel(kserve.Model):
+class MlstackModel(kserve.Model):  # type: ignore[misc]  # kserve is untyped
     """An mlstack model behind KServe's v1 and v2 endpoints."""
 
     def __init__(
@@ -113,10 +117,10 @@ class MlstackModel(kserve.Model):
 
     def predict(
         self,
-        payload: dict | InferRequest,
+        payload: dict[str, Any] | InferRequest,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
-    ) -> dict | bytes:
+    ) -> dict[str, Any] | bytes:
         assert self.scorer is not None and self.loaded is not None
         is_v2 = isinstance(payload, InferRequest)
         if isinstance(payload, bytes | str):  # v1 sent without a JSON content type
@@ -158,11 +162,11 @@ class MlstackModel(kserve.Model):
         return v1_response(scored.predictions, scored.probabilities, self.name, version)
 
 
-async def _rejection_handler(_request, exc: ContractRejection) -> ORJSONResponse:
+async def _rejection_handler(_request: Request, exc: ContractRejection) -> ORJSONResponse:
     return ORJSONResponse(status_code=400, content=exc.error.to_dict())
 
 
-async def _validation_handler(_request, exc: RequestValidationError) -> ORJSONResponse:
+async def _validation_handler(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
     """FastAPI's schema errors (v2 body not an InferenceRequest) as our 400, not a 422."""
     errors = exc.errors()
     first = errors[0] if errors else {}
@@ -172,14 +176,14 @@ async def _validation_handler(_request, exc: RequestValidationError) -> ORJSONRe
     return ORJSONResponse(status_code=400, content=refusal(where, rule, message))
 
 
-async def _invalid_input_handler(_request, exc: InvalidInput) -> ORJSONResponse:
+async def _invalid_input_handler(_request: Request, exc: InvalidInput) -> ORJSONResponse:
     """KServe's own decoding errors (bad JSON, FP16 over JSON, CloudEvent errors) in our 400 shape."""
     if isinstance(exc, ContractRejection):
         return await _rejection_handler(_request, exc)
     return ORJSONResponse(status_code=400, content=refusal("body", "invalid_input", str(exc)))
 
 
-async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
     """FastAPI's own HTTP errors (unparsable body, unknown path, wrong method) with our JSON shape."""
     field = "body" if exc.status_code == 400 else ("method" if exc.status_code == 405 else "path")
     rule = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed"}.get(
@@ -192,11 +196,11 @@ async def _http_error_handler(request, exc: StarletteHTTPException) -> ORJSONRes
     )
 
 
-def _rest_server_on(base, host: str, read_timeout: float, idle_timeout: int):
+def _rest_server_on(base: Any, host: str, read_timeout: float, idle_timeout: int) -> type[Any]:
     from mlstack.serving.timeouts import protocol
 
-    class _BoundRESTServer(base):
-        def __init__(self, *args, **kwargs):
+    class _BoundRESTServer(base):  # type: ignore[misc]  # kserve's RESTServer, untyped
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.config.host = host
             # uvicorn's httptools protocol plus a read timeout (serving/timeouts.py); idle keep-alive

@@ -51,7 +51,7 @@ _SCALARS = (str, int, float, bool, type(None))
 class RequestError(ValueError):
     """A client mistake: which field, which rule, and a sentence a human can act on."""
 
-    def __init__(self, field: str, rule: str, message: str, details: list[dict] | None = None):
+    def __init__(self, field: str, rule: str, message: str, details: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.field = field
         self.rule = rule
@@ -66,13 +66,13 @@ class RequestError(ValueError):
 class ParsedRequest:
     """Columns in contract order, plus what the caller asked to get back."""
 
-    columns: dict[str, list]
+    columns: dict[str, list[Any]]
     rows: int
     want_probabilities: bool = False
     request_id: str | None = None
 
 
-def _want_probabilities(body: dict) -> bool:
+def _want_probabilities(body: dict[str, Any]) -> bool:
     params = body.get("parameters")
     if params is None:
         return False
@@ -148,7 +148,7 @@ def parse_v1(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
     if not isinstance(instances, list):
         raise RequestError("instances", "wrong_type", "'instances' must be a list of rows")
     _check_rows(len(instances), max_rows, "instances")
-    columns: dict[str, list] = {name: [] for name in features}
+    columns: dict[str, list[Any]] = {name: [] for name in features}
     known = set(features)
     for row, instance in enumerate(instances):
         if isinstance(instance, dict):
@@ -183,13 +183,13 @@ def parse_v1(body: Any, features: list[str], max_rows: int) -> ParsedRequest:
     return ParsedRequest(columns, len(instances), _want_probabilities(body))
 
 
-def _flatten(data: Any, name: str) -> list:
+def _flatten(data: Any, name: str) -> list[Any]:
     """Row-major flattening of nested lists; scalars stay scalars."""
     if not isinstance(data, list):
         raise RequestError(f"inputs.{name}.data", "wrong_type", f"input {name!r}: 'data' must be a list")
     if not any(isinstance(item, list) for item in data):
         return data
-    flat: list = []
+    flat: list[Any] = []
     stack = [iter(data)]
     while stack:
         for item in stack[-1]:
@@ -202,7 +202,7 @@ def _flatten(data: Any, name: str) -> list:
     return flat
 
 
-def _v2_tensor(tensor: Any, index: int) -> tuple[str, list[int], list]:
+def _v2_tensor(tensor: Any, index: int) -> tuple[str, list[int], list[Any]]:
     if not isinstance(tensor, dict):
         raise RequestError(f"inputs[{index}]", "wrong_type", "each input must be a JSON object")
     name = tensor.get("name")
@@ -293,7 +293,9 @@ def _requested_outputs(outputs: Any) -> list[str]:
     return names
 
 
-def _from_matrix(name: str, shape: list[int], data: list, features: list[str]) -> tuple[dict, int]:
+def _from_matrix(
+    name: str, shape: list[int], data: list[Any], features: list[str]
+) -> tuple[dict[str, list[Any]], int]:
     rows, width = shape
     if width != len(features):
         raise RequestError(
@@ -304,9 +306,11 @@ def _from_matrix(name: str, shape: list[int], data: list, features: list[str]) -
     return {feature: data[j::width] for j, feature in enumerate(features)}, rows
 
 
-def _from_columns(tensors: list[tuple[str, list[int], list]], features: list[str]) -> tuple[dict, int]:
+def _from_columns(
+    tensors: list[tuple[str, list[int], list[Any]]], features: list[str]
+) -> tuple[dict[str, list[Any]], int]:
     known = set(features)
-    seen: dict[str, list] = {}
+    seen: dict[str, list[Any]] = {}
     for name, shape, data in tensors:
         if name not in known:
             raise RequestError(
@@ -379,7 +383,7 @@ def parse_unnamed(body: Any, max_rows: int) -> ParsedRequest:
         if not isinstance(instances, list):
             raise RequestError("instances", "wrong_type", "'instances' must be a list of rows")
         _check_rows(len(instances), max_rows, "instances")
-        records: list[dict] = []
+        records: list[dict[str, Any]] = []
         for row, instance in enumerate(instances):
             if isinstance(instance, dict):
                 records.append({str(k): _scalar(v, str(k), row) for k, v in instance.items()})

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlstack.serving import binary
 from mlstack.serving.asgi import ClientGone, header, read_body, respond, too_large
@@ -38,17 +39,19 @@ class BodyTooLarge(Exception):
 class RequestGuardMiddleware:
     """405 for a non-POST on a predict path; 413 over ``max_body_bytes``; the shared 400s for ``model_name``."""
 
-    def __init__(self, app, max_body_bytes: int, model_name: str | None = None, check: Check | None = None):
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, model_name: str | None = None, check: Check | None = None
+    ):
         self.app = app
         self.limit = max_body_bytes
         self.check = check
         self.paths: dict[str, ProtocolName] = {}
-        self.versioned = None
+        self.versioned: re.Pattern[str] | None = None
         if model_name is not None:
             self.paths = {f"/v1/models/{model_name}:predict": "v1", f"/v2/models/{model_name}/infer": "v2"}
             self.versioned = re.compile(rf"^/v2/models/{re.escape(model_name)}/versions/[^/]+/infer$")
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
@@ -65,7 +68,7 @@ class RequestGuardMiddleware:
             return await self._checked(protocol, scope, receive, send)
         return await self._limited(scope, receive, send)
 
-    async def _checked(self, protocol: ProtocolName, scope, receive, send) -> None:
+    async def _checked(self, protocol: ProtocolName, scope: Scope, receive: Receive, send: Send) -> None:
         """Read the body (under the limit), judge it with the shared parser, replay it to KServe."""
         try:
             raw = await read_body(scope, receive, self.limit)
@@ -79,7 +82,7 @@ class RequestGuardMiddleware:
             return await respond(send, status, orjson.dumps(error.to_dict()), JSON)
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return await receive()
@@ -88,14 +91,14 @@ class RequestGuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _limited(self, scope, receive, send) -> None:
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._refuse(send)
         seen = 0
         started = False
 
-        async def limited_receive():
+        async def limited_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -104,7 +107,7 @@ class RequestGuardMiddleware:
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message):
+        async def tracking_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -115,5 +118,5 @@ class RequestGuardMiddleware:
             if not started:
                 await self._refuse(send)
 
-    async def _refuse(self, send) -> None:
+    async def _refuse(self, send: Send) -> None:
         await respond(send, 413, orjson.dumps(too_large(self.limit).to_dict()), JSON)

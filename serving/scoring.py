@@ -18,8 +18,9 @@ import gc
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Scored:
     probabilities: list[float] | None
 
 
-def _fast_check(feature: Feature):
+def _fast_check(feature: Feature) -> Callable[[Any], bool]:
     """A predicate on one JSON scalar that is True only when row_reasons accepts the value."""
     lo = feature.min if feature.min is not None else -math.inf
     hi = feature.max if feature.max is not None else math.inf
@@ -56,7 +57,7 @@ def _fast_check(feature: Feature):
         )
     integer = feature.type == "integer"
 
-    def numeric(v) -> bool:
+    def numeric(v: Any) -> bool:
         if v is None:
             return nullable
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -140,24 +141,24 @@ class Scorer:
         self.engine = model.engine
         announce_engine(model)
 
-    def frame(self, columns: dict[str, list]) -> pd.DataFrame:
+    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """The request as a DataFrame; None marks a missing value (NaN in numeric columns)."""
         import pandas as pd
 
         return pd.DataFrame(columns, columns=self.features)
 
-    def _conforms(self, columns: dict[str, list]) -> bool:
+    def _conforms(self, columns: dict[str, list[Any]]) -> bool:
         return all(all(map(check, columns[name])) for name, check in self._checks)
 
-    def conforms(self, columns: dict[str, list]) -> bool:
+    def conforms(self, columns: dict[str, list[Any]]) -> bool:
         """Whether the fast check accepts every value (``check`` would then return None)."""
         return self._conforms(columns)
 
-    def row_conforms(self, row: list) -> bool:
+    def row_conforms(self, row: list[Any]) -> bool:
         """The fast check on one row given as values in contract order."""
         return all(check(value) for (_, check), value in zip(self._checks, row, strict=True))
 
-    def violations(self, frame: pd.DataFrame) -> list[dict]:
+    def violations(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """Every contract violation, one entry per (row, feature), from row_reasons."""
         from mlstack.core.validation import row_reasons
 
@@ -190,10 +191,11 @@ class Scorer:
             )
         return frame
 
-    def probabilities(self, columns: dict[str, list], frame: pd.DataFrame | None = None) -> np.ndarray:
+    def probabilities(self, columns: dict[str, list[Any]], frame: pd.DataFrame | None = None) -> np.ndarray:
         """Positive-class probabilities on the model's engine (``frame`` as ``check`` returned it)."""
         if frame is None and self.model.compiled is not None:
-            return self.model.compiled.predict_columns(columns)
+            proba: np.ndarray = self.model.compiled.predict_columns(columns)  # LoadedModel.compiled is Any
+            return proba
         return self.model.predict(self.frame(columns) if frame is None else frame)[1]
 
     def answer(self, proba: np.ndarray, want_probabilities: bool) -> Scored:

@@ -38,7 +38,8 @@ class ReadTimeoutProtocol(HttpToolsProtocol):
     read_timeout: float = 30.0
     _read_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:
+    # uvicorn's own signature: HttpToolsProtocol narrows BaseProtocol's BaseTransport, ignoring the same
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
