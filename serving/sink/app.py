@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
@@ -25,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlstack.core import payload
 from mlstack.serving.http_errors import error_handlers, json_response, refusal
@@ -32,6 +35,10 @@ from mlstack.serving.sink import metrics as m
 from mlstack.serving.sink.events import EventError, TimeWindow, parse_event
 from mlstack.serving.sink.feedback import EarlyLabels, check_feedback, feedback_frame, parse_feedback
 from mlstack.serving.sink.state import Backpressure, Sink
+
+if TYPE_CHECKING:
+    from mlstack.core.contract import DataContract
+    from mlstack.core.settings import Settings
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
@@ -45,12 +52,12 @@ def _reject(error: EventError) -> Response:
 
 def build_sink_app(
     sink: Sink, max_event_bytes: int = 16 * 1024 * 1024, time_window: TimeWindow | None = None
-):
+) -> ASGIApp:
     """The ASGI app around ``sink``; its lifespan recovers state and runs the periodic flush."""
     window = time_window or TimeWindow()
     too_large = EventError("body", "body_too_large", f"event body over {max_event_bytes} bytes", status=413)
 
-    async def answer(send, status: int, body: dict, retry: bool = False) -> None:
+    async def answer(send: Send, status: int, body: dict[str, Any], retry: bool = False) -> None:
         content = orjson.dumps(body)
         headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
         if retry:
@@ -58,7 +65,7 @@ def build_sink_app(
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
-    async def read_raw(scope, receive) -> bytes:
+    async def read_raw(scope: Scope, receive: Receive) -> bytes:
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > max_event_bytes:
                 raise too_large
@@ -75,7 +82,7 @@ def build_sink_app(
             more = message.get("more_body", False)
         return body
 
-    async def receive_event(scope, receive, send) -> None:
+    async def receive_event(scope: Scope, receive: Receive, send: Send) -> None:
         """POST /: one CloudEvent, acknowledged once it is in the WAL."""
         try:
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -151,7 +158,7 @@ def build_sink_app(
         return json_response(500, refusal("path", "internal_error", "unreachable"))
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         sink.recover()
         stop = asyncio.Event()
         periodic = asyncio.create_task(sink.run_periodic_flush(stop))
@@ -174,7 +181,7 @@ def build_sink_app(
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers=error_handlers(log))
 
-    async def app(scope, receive, send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
             try:
                 return await receive_event(scope, receive, send)
@@ -187,7 +194,7 @@ def build_sink_app(
     return app
 
 
-def app_from_settings(settings, store: str, wal_dir: str):
+def app_from_settings(settings: Settings, store: str, wal_dir: str) -> ASGIApp:
     """The sink app as ``mlstack sink`` runs it: settings' limits, contracts from the configured registry."""
     from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.serving.contracts import ContractCache
@@ -205,7 +212,7 @@ def app_from_settings(settings, store: str, wal_dir: str):
         """An SQLite registry not created yet holds no model: nothing to look up, nothing to reach."""
         return uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///"))
 
-    def lookup(name: str, version: str):
+    def lookup(name: str, version: str) -> DataContract:
         if absent():
             raise LookupError(f"no registry at {uri}")
         return registry.registered_contract(name, version)

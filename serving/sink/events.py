@@ -98,7 +98,7 @@ class Event:
         return event
 
 
-def instance_count(body: dict) -> int:
+def instance_count(body: dict[str, Any]) -> int:
     """Rows a request body claims (cheap, for flush sizing and /feedback row checks); 0 if unclear."""
     instances = body.get("instances")
     if isinstance(instances, list):
@@ -111,7 +111,7 @@ def instance_count(body: dict) -> int:
     return 0
 
 
-def describe(event: Event, body: dict) -> None:
+def describe(event: Event, body: dict[str, Any]) -> None:
     """Fill in what pairing needs from the parsed body (rows; a response's model, version, error)."""
     if event.kind == "request":
         event.rows = instance_count(body)

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -28,7 +29,7 @@ MAX_ITEMS = 10_000
 Origin = Callable[[str], tuple[str, str, int] | None]  # ce-id -> (model, version, rows) when logged
 
 
-def parse_feedback(body: object) -> list[dict]:
+def parse_feedback(body: object) -> list[dict[str, Any]]:
     """``{request_id, label[, row_index]}``, a list of them, or ``{"feedback": [...]}`` -> items.
 
     Checks the shape only; ``check_feedback`` judges each label against what was logged.
@@ -61,7 +62,7 @@ def parse_feedback(body: object) -> list[dict]:
 
 
 def label_error(
-    item: dict, origin: tuple[str, str, int], contracts: ContractCache, until: float
+    item: dict[str, Any], origin: tuple[str, str, int], contracts: ContractCache, until: float
 ) -> str | None:
     """Why a label cannot be stored for its logged prediction (None when it can)."""
     model, version, rows = origin
@@ -79,8 +80,8 @@ def label_error(
 
 
 def check_feedback(
-    known: Origin, contracts: ContractCache, items: list[dict], wait_seconds: float = 2.0
-) -> tuple[list[dict], list[dict]]:
+    known: Origin, contracts: ContractCache, items: list[dict[str, Any]], wait_seconds: float = 2.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(labels of logged ids, labels of ids not known yet): EventError (400) names the first bad item.
 
     A label is checked against the model's target, a row index against the rows logged; an id the
@@ -108,7 +109,7 @@ def check_feedback(
 
 
 def write_adopted(
-    store: str, known: Origin, contracts: ContractCache, adopted: list[dict], until: float
+    store: str, known: Origin, contracts: ContractCache, adopted: list[dict[str, Any]], until: float
 ) -> int:
     """Early labels whose pair is stored now: checked like any label, the good ones written to
     ``feedback/`` with the time they were received; returns how many (run in a worker thread)."""
@@ -130,7 +131,7 @@ def write_adopted(
     return len(good)
 
 
-def feedback_frame(items: list[dict], received_at: pd.Timestamp | None = None) -> pd.DataFrame:
+def feedback_frame(items: list[dict[str, Any]], received_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """Feedback rows; items without their own ``received_at`` get ``received_at`` (default: now)."""
     now = received_at if received_at is not None else pd.Timestamp(datetime.now(UTC))
     return pd.DataFrame(
@@ -149,11 +150,11 @@ class EarlyLabels:
     def __init__(self, hold_seconds: float = 600.0, max_labels: int = 100_000):
         self.hold_seconds = hold_seconds
         self.max_labels = max_labels
-        self.held: dict[str, list[dict]] = {}
+        self.held: dict[str, list[dict[str, Any]]] = {}
         self._order: deque[tuple[float, str]] = deque()
         self.count = 0
 
-    def hold(self, items: list[dict], received_at: pd.Timestamp, age_seconds: float = 0.0) -> int:
+    def hold(self, items: list[dict[str, Any]], received_at: pd.Timestamp, age_seconds: float = 0.0) -> int:
         """Hold what fits; returns how many were held (the rest stay orphans only)."""
         held = 0
         stamp = time.monotonic() - age_seconds
@@ -168,7 +169,7 @@ class EarlyLabels:
         m.EARLY_LABELS.set(self.count)
         return held
 
-    def release(self, request_id: str) -> list[dict]:
+    def release(self, request_id: str) -> list[dict[str, Any]]:
         """The labels held for ``request_id`` (its pair just completed), in the order they came."""
         items = self.held.pop(request_id, None)
         if not items:

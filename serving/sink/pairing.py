@@ -8,6 +8,7 @@ by the model version's contract when it is known; ``rows_frame`` makes the flush
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ def is_model_error(response: Event) -> bool:
     return response.is_error
 
 
-def _flat(data: Any):
+def _flat(data: Any) -> Iterator[Any]:
     if isinstance(data, list):
         for item in data:
             yield from _flat(item)
@@ -32,7 +33,7 @@ def _flat(data: Any):
         yield data
 
 
-def _response_outputs(body: dict) -> tuple[list, list | None, str | None, str | None]:
+def _response_outputs(body: dict[str, Any]) -> tuple[list[Any], list[Any] | None, str | None, str | None]:
     """(predictions, probabilities or None, model name, model version) from a v1 or v2 response."""
     if "predictions" in body:
         probabilities = body.get("probabilities")
@@ -89,7 +90,7 @@ def type_value(value: Any, feature: Feature) -> tuple[Any, bool]:
     return (parsed, False) if parsed is not None else (None, True)
 
 
-def request_columns(request: Event, contract: DataContract | None) -> tuple[dict[str, list], int]:
+def request_columns(request: Event, contract: DataContract | None) -> tuple[dict[str, list[Any]], int]:
     """The request's columns through ``mlstack.serving.protocol`` (the predictor's parser); EventError if unparseable.
 
     With the contract, columns are the contract's features, typed by it; without, named as sent and

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -83,7 +83,7 @@ def _recover_early_labels(self: Sink) -> int:
     return self.early.count + len(self.adopted)
 
 
-def _intent_parts(content) -> tuple[list[str], list[str] | None, str | None]:
+def _intent_parts(content: list[str] | dict[str, Any]) -> tuple[list[str], list[str] | None, str | None]:
     """(ids, partitions or None, first day of kept events or None) of an intent, old or new format."""
     if isinstance(content, list):  # written before intents named their partitions
         return content, None, None

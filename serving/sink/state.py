@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from mlstack.serving.contracts import ContractCache
@@ -38,6 +39,9 @@ from mlstack.serving.sink.events import Event
 from mlstack.serving.sink.feedback import EarlyLabels, write_adopted
 from mlstack.serving.sink.store_io import PAIR, partition_of
 from mlstack.serving.sink.wal import WriteAheadLog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,7 @@ class Sink:
         self.done: dict[str, float] = {}  # stored ce-id -> when (unix seconds)
         self.origins: dict[str, str] = {}  # ce-id -> "<model>/<version>/<rows>" (for /feedback)
         self.accepted: set[tuple[str, str]] = set()
-        self.inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self.inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.pending: dict[str, dict[str, Event]] = {}
         self.pending_bytes = 0  # held by halves waiting for a partner (body + EVENT_OVERHEAD each)
         self.held_bytes = 0  # held by every event in memory: waiting halves, ready and flushing pairs
@@ -93,13 +97,15 @@ class Sink:
         self.first_seen: dict[str, float] = {}
         self.ready: list[PAIR] = []
         self.ready_rows = 0
-        self.dead: list[dict] = []
-        self.adopted: list[dict] = []  # early labels whose pair completed, written by the next flush
+        self.dead: list[dict[str, Any]] = []
+        self.adopted: list[
+            dict[str, Any]
+        ] = []  # early labels whose pair completed, written by the next flush
         self.unflushed_since: dict[str, float] = {}  # ce-id -> when first accepted (monotonic)
         self.flush_error: str | None = None  # the last flush's error; None while flushes succeed
         self._asked: set[tuple[str, str]] = set()  # versions whose contract was asked for
         self._flush_lock = asyncio.Lock()
-        self._flush_task: asyncio.Task | None = None
+        self._flush_task: asyncio.Task[int] | None = None
         self._stored = m.EVENTS.labels("request", "stored"), m.EVENTS.labels("response", "stored")
         m.READY.set(1)
 
@@ -222,7 +228,7 @@ class Sink:
         for event in events:
             self.dead.append(event.to_record() | {"reason": reason, "folder": folder})
 
-    def hold_early_labels(self, items: list[dict], received_at) -> int:
+    def hold_early_labels(self, items: list[dict[str, Any]], received_at: pd.Timestamp) -> int:
         """Labels of ids not logged yet: held until their pair completes (they are orphans already)."""
         adopt = [i for i in items if self.known(i["request_id"]) is not None]  # paired meanwhile
         self.adopted += [i | {"received_at": received_at} for i in adopt]
@@ -354,7 +360,7 @@ class Sink:
             (later if waiting and young else due).append(pair)
         return due, later
 
-    async def _write_adopted(self, adopted: list[dict], until: float) -> None:
+    async def _write_adopted(self, adopted: list[dict[str, Any]], until: float) -> None:
         """Early labels whose pair is stored now: checked like any label, then written to feedback/."""
         if not adopted:
             return

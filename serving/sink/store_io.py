@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -24,6 +25,9 @@ from mlstack.serving.sink import metrics as m
 from mlstack.serving.sink.events import Event, EventError
 from mlstack.serving.sink.pairing import pair_rows, response_version, rows_frame
 
+if TYPE_CHECKING:
+    from mlstack.core.contract import DataContract
+
 log = logging.getLogger(__name__)
 
 PAIR = tuple[str, Event, Event]  # (ce-id, request, response)
@@ -35,14 +39,14 @@ def partition_of(request: Event, response: Event) -> str:
     return f"{request.inference_service}/{version}/{request.time[:10]}/{request.time[11:13]}"
 
 
-def records(pair: PAIR, reason: str, folder: str) -> list[dict]:
+def records(pair: PAIR, reason: str, folder: str) -> list[dict[str, Any]]:
     return [event.to_record() | {"reason": reason, "folder": folder} for event in (pair[1], pair[2])]
 
 
 def write_batch(
     store: str,
     batch: list[PAIR],
-    dead: list[dict],
+    dead: list[dict[str, Any]],
     contracts: ContractCache,
     until: float,
     chunk_rows: int = 5000,
@@ -61,7 +65,7 @@ def write_batch(
     written = 0
     for (_, model, version), pairs in groups.items():
         contract = contracts.get(model, version, until=until)
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         good: list[PAIR] = []
         for index, pair in enumerate(pairs):
             try:
@@ -85,7 +89,9 @@ def write_batch(
     return written
 
 
-def _write_rows(store: str, rows: list[dict], good: list[PAIR], contract) -> tuple[int, list[dict]]:
+def _write_rows(
+    store: str, rows: list[dict[str, Any]], good: list[PAIR], contract: DataContract | None
+) -> tuple[int, list[dict[str, Any]]]:
     """Write one chunk of rows; on failure pair by pair, quarantining the pairs the store refuses."""
     try:
         payload.write_predictions(store, rows_frame(rows, contract))

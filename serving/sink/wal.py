@@ -24,7 +24,10 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
+from io import BufferedWriter
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -45,7 +48,7 @@ class WriteAheadLog:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._queue: list[tuple[str, bytes, asyncio.Future]] = []
+        self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._writer: threading.Thread | None = None
@@ -64,7 +67,7 @@ class WriteAheadLog:
     def segments(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("segment-*.jsonl"))
 
-    def replay(self) -> Iterator[tuple[int, dict]]:
+    def replay(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Records of every earlier segment, oldest first; a torn last line (never acknowledged) is skipped."""
         for number in self.segments():
             if number == self.current:
@@ -100,7 +103,7 @@ class WriteAheadLog:
                 origins[parts[0]] = parts[2]
         return done
 
-    def intents(self) -> list[tuple[Path, list[str] | dict]]:
+    def intents(self) -> list[tuple[Path, list[str] | dict[str, Any]]]:
         found = []
         for path in sorted(self.directory.glob("intent-*.json")):
             try:
@@ -111,7 +114,7 @@ class WriteAheadLog:
 
     # ------------------------------------------------------------------ appends
 
-    async def append(self, event_id: str, record: dict) -> None:
+    async def append(self, event_id: str, record: dict[str, Any]) -> None:
         """Return once ``record`` is fdatasync'd to the current segment."""
         line = orjson.dumps(record) + b"\n"
         loop = asyncio.get_running_loop()
@@ -150,7 +153,9 @@ class WriteAheadLog:
             self._loop.call_soon_threadsafe(self._answer, number, batch, error)
             del batch  # the lines must not outlive their answer while this thread waits
 
-    def _answer(self, number: int, batch: list, error: Exception | None) -> None:
+    def _answer(
+        self, number: int, batch: list[tuple[str, bytes, asyncio.Future[None]]], error: Exception | None
+    ) -> None:
         """In the event loop: record which segment holds the batch's ids, then answer its waiters."""
         if error is None:
             self.segment_ids.setdefault(number, set()).update(i for i, _, _ in batch)
@@ -164,13 +169,13 @@ class WriteAheadLog:
             else:
                 future.set_exception(error)
 
-    def _open(self, number: int):
+    def _open(self, number: int) -> BufferedWriter:
         handle = open(self.directory / f"segment-{number:08d}.jsonl", "ab")
         _fsync_dir(self.directory)
         return handle
 
     @staticmethod
-    def _write_sync(handle, data: bytes) -> None:
+    def _write_sync(handle: BufferedWriter, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fdatasync(handle.fileno())  # data and size; the segment's directory entry was fsync'd at open
@@ -252,7 +257,7 @@ class WriteAheadLog:
         """Size of the WAL segments (the sink's metric of un-dropped events)."""
         return sum(p.stat().st_size for p in self.directory.glob("segment-*.jsonl") if p.exists())
 
-    def drop_finished_segments(self, resolved) -> None:
+    def drop_finished_segments(self, resolved: AbstractSet[str]) -> None:
         """Delete closed segments whose every event is stored (or dead-lettered)."""
         with self._lock:
             busy = {self.current, self._handle_number, *self._writing}
