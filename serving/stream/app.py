@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from types import FrameType
 
 from mlstack.adapters import kafka
 from mlstack.core import names
@@ -94,7 +95,7 @@ def run_stream(settings: Settings) -> int:
     stop = threading.Event()
     loop_holder: list[StreamLoop] = []
 
-    def on_signal(signum, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: finishing the batch in flight", signum)
         stop.set()
         for item in loop_holder:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -56,8 +57,8 @@ class BatchResult:
     records: list[OutRecord]
     scored: int = 0  # events answered with a prediction
     rows: int = 0  # rows scored
-    dead: Counter = field(default_factory=Counter)  # DlqReason -> events
-    variants: Counter = field(default_factory=Counter)  # variant -> events
+    dead: Counter[DlqReason] = field(default_factory=Counter)  # DlqReason -> events
+    variants: Counter[str] = field(default_factory=Counter)  # variant -> events
 
 
 @dataclass
@@ -73,12 +74,12 @@ class _Variant:
 
     def __init__(self, served: Served):
         self.served = served
-        self.records: list[tuple[InEvent, dict]] = []  # fast-path records: (event, body)
-        self.rows: list[list] = []  # their values in contract order
-        self.columns: dict[str, list] = {}  # the same values by feature, once settled
+        self.records: list[tuple[InEvent, dict[str, Any]]] = []  # fast-path records: (event, body)
+        self.rows: list[list[Any]] = []  # their values in contract order
+        self.columns: dict[str, list[Any]] = {}  # the same values by feature, once settled
         self.items: list[_Accepted] = []  # every other accepted event
 
-    def take_record(self, event: InEvent, body: dict, features: list[str]) -> bool:
+    def take_record(self, event: InEvent, body: dict[str, Any], features: list[str]) -> bool:
         if len(body) != len(features):
             return False
         try:
@@ -90,7 +91,7 @@ class _Variant:
         return True
 
 
-def _fast_body(value: bytes | None, max_bytes: int) -> dict | None:
+def _fast_body(value: bytes | None, max_bytes: int) -> dict[str, Any] | None:
     """The decoded value when it is a plain JSON object within the size limit, else None (decode judges)."""
     if not value or len(value) > max_bytes or value[:1] != b"{":
         return None
@@ -101,7 +102,9 @@ def _fast_body(value: bytes | None, max_bytes: int) -> dict | None:
     return body if isinstance(body, dict) and "instances" not in body and "inputs" not in body else None
 
 
-def _accept(variant: _Variant, event: InEvent, decoded: Decoded | Rejection, dead: list) -> None:
+def _accept(
+    variant: _Variant, event: InEvent, decoded: Decoded | Rejection, dead: list[tuple[InEvent, Rejection]]
+) -> None:
     if isinstance(decoded, Rejection):
         dead.append((event, decoded))
         return
@@ -113,7 +116,7 @@ def _accept(variant: _Variant, event: InEvent, decoded: Decoded | Rejection, dea
     variant.items.append(_Accepted(event, decoded, frame))
 
 
-def _settle_records(variant: _Variant, ctx: BatchContext, dead: list) -> None:
+def _settle_records(variant: _Variant, ctx: BatchContext, dead: list[tuple[InEvent, Rejection]]) -> None:
     """Records whose values the fast check accepts stay in the batch's columns; the rest go the long way."""
     scorer = variant.served.scorer
     variant.columns = _transpose(variant.rows, scorer.features)
@@ -132,13 +135,13 @@ def _settle_records(variant: _Variant, ctx: BatchContext, dead: list) -> None:
     variant.columns = _transpose(kept_rows, scorer.features)
 
 
-def _transpose(rows: list[list], features: list[str]) -> dict[str, list]:
+def _transpose(rows: list[list[Any]], features: list[str]) -> dict[str, list[Any]]:
     if not rows:
         return {name: [] for name in features}
     return {name: list(values) for name, values in zip(features, zip(*rows, strict=True), strict=True)}
 
 
-def _score(variant: _Variant, dead: list) -> list[float] | None:
+def _score(variant: _Variant, dead: list[tuple[InEvent, Rejection]]) -> list[float] | None:
     """Probabilities of the fast records (in order); fills each item's. Engine failures become dead letters."""
     scorer = variant.served.scorer
     together = [item for item in variant.items if item.frame is None]
@@ -184,7 +187,9 @@ def _score(variant: _Variant, dead: list) -> list[float] | None:
     return record_proba
 
 
-def _answer(shape: Shape, predictions: list[int], proba: list[float], base: dict, request_id: str) -> bytes:
+def _answer(
+    shape: Shape, predictions: list[int], proba: list[float], base: dict[str, Any], request_id: str
+) -> bytes:
     if shape == Shape.RECORD:
         return orjson.dumps(base | {"prediction": predictions[0], "probability": proba[0]})
     name, version, variant = base["model_name"], base["model_version"], base["variant"]
@@ -230,7 +235,12 @@ def score_batch(events: list[InEvent], routing: Routing, ctx: BatchContext, now_
 
 
 def _publish(
-    variant: _Variant, record_proba, model: str, ctx: BatchContext, now_ns: int, result: BatchResult
+    variant: _Variant,
+    record_proba: list[float] | None,
+    model: str,
+    ctx: BatchContext,
+    now_ns: int,
+    result: BatchResult,
 ) -> None:
     """Outputs and payload rows of one variant's scored events."""
     served = variant.served

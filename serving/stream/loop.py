@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +33,11 @@ from mlstack.serving.stream.batch import BatchContext, BatchResult, score_batch
 from mlstack.serving.stream.dlq import DlqReason, Rejection, dead_letter
 from mlstack.serving.stream.models import ModelWatcher
 from mlstack.serving.stream.records import InEvent, OutRecord, from_message
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+    from mlstack.serving.stream.router import Routing
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ class LoopConfig:
     transaction_timeout_ms: int = 60_000
 
 
-def score_safely(events: list[InEvent], routing, ctx: BatchContext, now_ns: int) -> BatchResult:
+def score_safely(events: list[InEvent], routing: Routing, ctx: BatchContext, now_ns: int) -> BatchResult:
     """``score_batch``, and if it fails as a whole, event by event: a bug meets one event, not a partition."""
     try:
         return score_batch(events, routing, ctx, now_ns)
@@ -70,7 +77,7 @@ def score_safely(events: list[InEvent], routing, ctx: BatchContext, now_ns: int)
     return total
 
 
-def next_offsets(events: list[InEvent]):
+def next_offsets(events: list[InEvent]) -> list[TopicPartition]:
     """The offsets to commit after a batch: one past the last event of each partition."""
     from confluent_kafka import TopicPartition
 
@@ -93,16 +100,16 @@ class StreamLoop:
         self.model = watcher.model
         self.batches = 0
         self._lag_at = 0.0
-        self._routing_key: tuple | None = None
+        self._routing_key: tuple[str, str | None, int] | None = None
 
-    def _show_routing(self, routing) -> None:
+    def _show_routing(self, routing: Routing) -> None:
         m.ROUTING.clear()
         share = routing.percent if routing.challenger is not None else 0
         m.ROUTING.labels(self.model, routing.champion.version, "champion").set(100 - share)
         if routing.challenger is not None:
             m.ROUTING.labels(self.model, routing.challenger.version, "challenger").set(share)
 
-    def _clients(self):
+    def _clients(self) -> tuple[Producer, Consumer]:
         cfg = self.config
         producer_options = {
             "linger.ms": 2,
@@ -143,13 +150,13 @@ class StreamLoop:
             consumer.close()  # a static member does not leave the group: its restart takes its partitions back
             producer.flush(10)
 
-    def _assigned(self, _consumer, partitions) -> None:
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{p.topic}/{p.partition}" for p in partitions])
 
-    def _revoked(self, _consumer, partitions) -> None:
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("revoked %s", [f"{p.topic}/{p.partition}" for p in partitions])
 
-    def _one_batch(self, producer, consumer) -> None:
+    def _one_batch(self, producer: Producer, consumer: Consumer) -> None:
         routing = self.watcher.current()
         if routing is not None and routing.key() != self._routing_key:
             self._routing_key = routing.key()
@@ -170,7 +177,11 @@ class StreamLoop:
         if not events:
             return
         now_ns = time.time_ns()
-        result = score_safely(events, routing, self.ctx, now_ns)
+        # current() is Routing | None. run_stream starts the loop after _first_routing, and nothing
+        # sets it back to None; but a cached routing.json without a champion makes warm_start()
+        # return True with no routing, and then score_batch fails on None and every event is
+        # dead-lettered as model_error. Not narrowed here: this change adds types only (issue #21).
+        result = score_safely(events, routing, self.ctx, now_ns)  # type: ignore[arg-type]
         if self.config.exactly_once:
             committed = self._transact(producer, consumer, result.records, events)
         else:
@@ -181,7 +192,12 @@ class StreamLoop:
         done_ns = time.time_ns()
         self._count(result, events, started, done_ns)
 
-    def _produce(self, producer, records: list[OutRecord], on_delivery=None) -> None:
+    def _produce(
+        self,
+        producer: Producer,
+        records: list[OutRecord],
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> None:
         for record in records:
             while True:
                 try:
@@ -189,14 +205,18 @@ class StreamLoop:
                         record.topic,
                         record.value,
                         record.key,
-                        headers=record.headers,
+                        # list is invariant: our (str, bytes) pairs are what the stub's
+                        # list[tuple[str, str | bytes | None]] accepts (confluent-kafka==2.16.1)
+                        headers=record.headers,  # type: ignore[arg-type]
                         on_delivery=on_delivery,
                     )
                     break
                 except BufferError:  # the local queue is full: let deliveries drain
                     producer.poll(0.05)
 
-    def _transact(self, producer, consumer, records: list[OutRecord], events: list[InEvent]) -> bool:
+    def _transact(
+        self, producer: Producer, consumer: Consumer, records: list[OutRecord], events: list[InEvent]
+    ) -> bool:
         from confluent_kafka import KafkaException
 
         try:
@@ -219,7 +239,7 @@ class StreamLoop:
             self._rewind(consumer, events)
             return False
 
-    def _commit(self, producer) -> None:
+    def _commit(self, producer: Producer) -> None:
         from confluent_kafka import KafkaException
 
         while True:
@@ -231,10 +251,12 @@ class StreamLoop:
                     continue
                 raise
 
-    def _at_least_once(self, producer, consumer, records: list[OutRecord], events: list[InEvent]) -> bool:
+    def _at_least_once(
+        self, producer: Producer, consumer: Consumer, records: list[OutRecord], events: list[InEvent]
+    ) -> bool:
         failures: list[str] = []
 
-        def delivered(error, _message) -> None:
+        def delivered(error: KafkaError | None, _message: Message) -> None:
             if error is not None:
                 failures.append(error.str())
 
@@ -249,7 +271,7 @@ class StreamLoop:
         consumer.commit(offsets=next_offsets(events), asynchronous=False)
         return True
 
-    def _rewind(self, consumer, events: list[InEvent]) -> None:
+    def _rewind(self, consumer: Consumer, events: list[InEvent]) -> None:
         """Seek every partition of the batch back to its committed offset (or the start)."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -274,7 +296,7 @@ class StreamLoop:
             for seconds in (done_ns / 1e6 - stamps) / 1000:
                 latency.observe(max(seconds, 0.0))
 
-    def _report_lag(self, consumer) -> None:
+    def _report_lag(self, consumer: Consumer) -> None:
         now = time.monotonic()
         if now - self._lag_at < 5:
             return

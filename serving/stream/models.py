@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlstack.adapters import model_aliases
 from mlstack.core.model import load
@@ -69,9 +70,9 @@ class ModelCache:
         tmp.write_text(json.dumps(state))
         tmp.replace(self.root / "routing.json")
 
-    def last_routing(self) -> dict | None:
+    def last_routing(self) -> dict[str, Any] | None:
         try:
-            state = json.loads((self.root / "routing.json").read_text())
+            state: dict[str, Any] = json.loads((self.root / "routing.json").read_text())
         except (OSError, ValueError):
             return None
         versions = [state.get("champion"), state.get("challenger")]

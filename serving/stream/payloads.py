@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -56,9 +57,9 @@ class RowsBuilder:
     replaced: list[str | None] = field(default_factory=list)
     invalid: list[str | None] = field(default_factory=list)
     probability: list[list[float]] = field(default_factory=list)
-    columns: dict[str, list] = field(default_factory=dict)
+    columns: dict[str, list[Any]] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.columns = {f.name: [] for f in self.contract.features}
         self._features = {f.name: f for f in self.contract.features}
         self._boolean = [f.name for f in self.contract.features if f.type == "boolean"]
@@ -68,7 +69,7 @@ class RowsBuilder:
         request_id: str,
         rows: int,
         requested_at: tuple[int, str | None],
-        columns: dict[str, list],
+        columns: dict[str, list[Any]],
         proba: list[float],
         checked: bool,
     ) -> None:
@@ -98,7 +99,7 @@ class RowsBuilder:
         self,
         request_ids: list[str],
         requested_at: list[tuple[int, str | None]],
-        columns: dict[str, list],
+        columns: dict[str, list[Any]],
         proba: list[float],
     ) -> None:
         """One-row events whose values passed the contract's fast check, column by column."""

@@ -62,7 +62,7 @@ class Routing:
             f"champion v{self.champion.version} the rest"
         )
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[str, str | None, int]:
         """What identifies this routing (versions and percent); equal keys route identically."""
         challenger = self.challenger.version if self.challenger else None
         return (self.champion.version, challenger, self.percent if challenger else 0)

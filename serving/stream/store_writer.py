@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 import pyarrow as pa
@@ -30,6 +31,9 @@ from mlstack.adapters import kafka
 from mlstack.core import names, payload, storage
 from mlstack.serving.stream import metrics as m
 from mlstack.serving.stream.payloads import decode, store_frame
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +102,7 @@ class StoreWriter:
         body = {"next": state.next, "pending": list(state.pending) if state.pending else None}
         storage.write_bytes(self._progress_uri(partition), orjson.dumps(body))
 
-    def _assigned(self, consumer, partitions) -> None:
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         from confluent_kafka import TopicPartition
 
         seeks = []
@@ -116,7 +120,7 @@ class StoreWriter:
             )
         consumer.assign(seeks)
 
-    def _revoked(self, _consumer, partitions) -> None:
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:  # unwritten rows stay in Kafka; the next owner resumes from the progress file
             self.partitions.pop(tp.partition, None)
 
@@ -134,7 +138,7 @@ class StoreWriter:
         finally:
             consumer.close()
 
-    def _add(self, consumer, partition: int, offset: int, value: bytes | None) -> None:
+    def _add(self, consumer: Consumer, partition: int, offset: int, value: bytes | None) -> None:
         state = self.partitions.get(partition)
         if state is None or offset < (state.pending[0] if state.pending else state.next):
             return  # a partition no longer ours, or a record already stored
@@ -153,7 +157,7 @@ class StoreWriter:
         if state.pending is not None and offset >= state.pending[1]:
             self._write(consumer, partition, state, state.pending)  # exactly the range a killed writer began
 
-    def _flush_due(self, consumer) -> None:
+    def _flush_due(self, consumer: Consumer) -> None:
         now = time.monotonic()
         for partition, state in list(self.partitions.items()):
             if state.first is None or state.last is None:
@@ -163,7 +167,7 @@ class StoreWriter:
             if state.rows >= self.flush_rows or now - state.since >= self.flush_seconds or self.stop.is_set():
                 self._write(consumer, partition, state, (state.first, state.last))
 
-    def _write(self, consumer, partition: int, state: _Partition, span: tuple[int, int]) -> None:
+    def _write(self, consumer: Consumer, partition: int, state: _Partition, span: tuple[int, int]) -> None:
         from confluent_kafka import TopicPartition
 
         first, last = span
