@@ -158,7 +158,10 @@ class StreamLoop:
 
     def _one_batch(self, producer: Producer, consumer: Consumer) -> None:
         routing = self.watcher.current()
-        if routing is not None and routing.key() != self._routing_key:
+        if routing is None:  # no model to score with: consume nothing rather than dead-letter everything
+            self.stop.wait(0.1)
+            return
+        if routing.key() != self._routing_key:
             self._routing_key = routing.key()
             self._show_routing(routing)
         messages = consumer.consume(self.config.batch_max_events, self.config.batch_max_wait_ms / 1000)
@@ -177,11 +180,7 @@ class StreamLoop:
         if not events:
             return
         now_ns = time.time_ns()
-        # current() is Routing | None. run_stream starts the loop after _first_routing, and nothing
-        # sets it back to None; but a cached routing.json without a champion makes warm_start()
-        # return True with no routing, and then score_batch fails on None and every event is
-        # dead-lettered as model_error. Not narrowed here: this change adds types only (issue #21).
-        result = score_safely(events, routing, self.ctx, now_ns)  # type: ignore[arg-type]
+        result = score_safely(events, routing, self.ctx, now_ns)
         if self.config.exactly_once:
             committed = self._transact(producer, consumer, result.records, events)
         else:

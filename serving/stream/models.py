@@ -71,14 +71,23 @@ class ModelCache:
         tmp.replace(self.root / "routing.json")
 
     def last_routing(self) -> dict[str, Any] | None:
+        path = self.root / "routing.json"
         try:
-            state: dict[str, Any] = json.loads((self.root / "routing.json").read_text())
+            state: Any = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        versions = [state.get("champion"), state.get("challenger")]
+        champion = state.get("champion") if isinstance(state, dict) else None
+        challenger = state.get("challenger") if isinstance(state, dict) else None
+        if not isinstance(champion, str) or not champion or not isinstance(challenger, (str, type(None))):
+            # a damaged or hand-edited file: starting from it would score with no model and send
+            # every event to the dead letters; read the registry instead
+            log.warning("%s names no champion version; reading the registry", path)
+            return None
+        versions = [champion, challenger]
         if not all((self.directory(v) / "MLmodel").is_file() for v in versions if v):
             return None
-        return state
+        kept: dict[str, Any] = state
+        return kept
 
 
 def percent_of(tags: dict[str, str], default: int) -> int:
