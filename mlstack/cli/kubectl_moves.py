@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the kubernetes client is imported only when a command talks
     from mlstack.adapters.kube import Kube
 
 
+FIELD_MANAGER = "kubectl-model"
+
+
 class Output(StrEnum):
     json = "json"
     yaml = "yaml"
@@ -44,7 +47,8 @@ class CommandScope:
             return _read_manifest(self.filename, self.name), None
         from mlstack.adapters.kube import Kube
 
-        kube = Kube(self.context, self.namespace)
+        # named in managedFields: the rollout controller leaves a fresh change by kubectl-model alone
+        kube = Kube(self.context, self.namespace, field_manager=FIELD_MANAGER)
         self.namespace = kube.namespace
         return kube.get(self.name), kube
 
@@ -112,13 +116,7 @@ def execute(
         if notes:
             typer.echo("would then move in MLflow: " + "; ".join(notes), err=True)
         return move, []
-    result = obj
-    for index, patch in enumerate(move.patches):
-        if index == 0:  # optimistic concurrency: refuse if someone changed the object since we read it
-            patch = isvc.merge_patch(
-                patch, {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}}
-            )
-        result = kube.patch(target.name, patch)
+    result = kube.apply_move(move, obj)
     done = model_aliases.apply(target.settings, move.alias_ops)
     if quiet:
         pass
