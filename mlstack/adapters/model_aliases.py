@@ -28,6 +28,29 @@ def aliases(settings: Settings, model: str) -> dict[str, str]:
         ) from exc
 
 
+def current_aliases(settings: Settings, model: str) -> dict[str, str] | None:
+    """alias -> version as the registry holds it now; None when the registered model does not exist.
+
+    Unlike :func:`aliases`, every failure other than "no such model" raises: a caller that acts on
+    the answer (the rollout controller) must never read an outage as "no aliases".
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client(settings).get_registered_model(model)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise MlstackError(
+            f"cannot read MLflow aliases of {model!r} from {settings.resolved_tracking_uri}: {exc.message}"
+        ) from exc
+    except Exception as exc:  # requests errors that escape MLflow's own wrapping
+        raise MlstackError(
+            f"cannot read MLflow aliases of {model!r} from {settings.resolved_tracking_uri}: {exc}"
+        ) from exc
+    return {alias: str(version) for alias, version in found.aliases.items()}
+
+
 def storage_uri(
     settings: Settings, model: str, version: str, artifacts_destination: str | None = None
 ) -> str:
