@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -330,6 +338,67 @@ class BatchConfig(_Strict):
     kfp_experiment: str = Field("batch-scoring", description="KFP experiment of batch runs.")
 
 
+class RolloutConfig(_Strict):
+    """The rollout controller (`mlstack rollout controller`): MLflow aliases drive InferenceServices."""
+
+    inference_services: list[str] = Field(
+        default_factory=list,
+        description="InferenceServices the controller manages (JSON list); the chart fills in serving.models.",
+    )
+    namespace: str | None = Field(
+        None, description="Their namespace (default: the pod's, else the kubeconfig context's)."
+    )
+    host: str = Field("127.0.0.1", description="Bind address of the webhook receiver (the chart: 0.0.0.0).")
+    port: int = Field(8095, ge=1, le=65535, description="Port of the webhook receiver, /metrics and health.")
+    resync_seconds: float = Field(
+        60.0, gt=0, description="Full reconcile of every model from the registry (the truth) this often."
+    )
+    retry_seconds: float = Field(
+        5.0, gt=0, description="Look again this soon after a move, or while KServe has not caught up."
+    )
+    grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A spec change by another client (kubectl model) younger than this is not undone yet.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC secret MLflow signs deliveries with (required to run the controller)."
+    )
+    webhook_url: str | None = Field(
+        None, description="URL MLflow should call; when set, the leader registers the webhook in MLflow."
+    )
+    webhook_name: str = Field("mlstack-rollout-controller", description="Name of that MLflow webhook.")
+    webhook_tolerance_seconds: float = Field(
+        300.0, gt=0, description="Refuse a delivery whose X-MLflow-Timestamp is further off (replays)."
+    )
+    webhook_max_body_bytes: int = Field(65536, ge=1024, description="Largest webhook body accepted (413).")
+    dedup_entries: int = Field(
+        100_000, ge=100, description="Delivery ids remembered (oldest forgotten first) to refuse duplicates."
+    )
+    lease_name: str = Field(
+        "mlstack-rollout-controller", description="Kubernetes Lease that elects the one replica that acts."
+    )
+    lease_seconds: float = Field(15.0, gt=0, description="A holder silent this long loses the Lease.")
+    renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="The holder stops acting when it could not renew for this long."
+    )
+    lease_retry_seconds: float = Field(2.0, gt=0, description="How often to renew or try to take the Lease.")
+    identity: str | None = Field(
+        None, description="This replica's name in the Lease and in Events (default: the host name)."
+    )
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> RolloutConfig:
+        # client-go's rule (leaderelection.go NewLeaderElector): the holder must give up before
+        # another replica may take over, and must try to renew more than once before giving up
+        if not self.lease_retry_seconds < self.renew_deadline_seconds < self.lease_seconds:
+            raise ValueError(
+                "need lease_retry_seconds < renew_deadline_seconds < lease_seconds, got "
+                f"{self.lease_retry_seconds} / {self.renew_deadline_seconds} / {self.lease_seconds}"
+            )
+        return self
+
+
 _FILE_LAYER: ContextVar[dict[str, Any] | None] = ContextVar("mlstack_file_layer", default=None)
 
 
@@ -379,6 +448,7 @@ class Settings(BaseSettings):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod
