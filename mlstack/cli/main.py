@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mlstack.cli import batch, config, data, demo, drift, payloads, pipeline, serve, stream
+from mlstack.cli import batch, config, data, demo, drift, payloads, pipeline, rollout, serve, stream
 from mlstack.cli.common import VerboseOption, VersionOption, run_app, setup_logging
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("demo")(demo.demo)
 app.add_typer(batch.app, name="batch")
 app.add_typer(config.app, name="config")
 app.add_typer(payloads.app, name="payloads")
+app.add_typer(rollout.app, name="rollout")
 
 
 @app.callback()
