@@ -51,7 +51,20 @@ File = Annotated[
 Config = ConfigOption
 
 
-def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
+def _controller(target: CommandScope, kube, name: str) -> dict:
+    """Whether the rollout controller manages ``name`` (from its Lease; "-" for a manifest)."""
+    from mlstack.core.errors import MlstackError
+    from mlstack.serving.rollout_controller.lease import ownership
+
+    if kube is None:
+        return {"state": "-"}
+    try:
+        return ownership(kube.get_lease(target.settings.rollout.lease_name), name)
+    except MlstackError as exc:  # e.g. no RBAC to read Leases: say so, the rest of the status stands
+        return {"state": "unknown", "error": str(exc)}
+
+
+def _status_row(state: rollout.CanaryState, obj: dict, wide: bool, controller: dict) -> dict:
     revs = state.revisions
     row: dict[str, object] = {
         "name": state.name,
@@ -63,6 +76,7 @@ def _status_row(state: rollout.CanaryState, obj: dict, wide: bool) -> dict:
         "rolled-out": revs.latest_rolledout or "-",
         "latest-ready": revs.latest_ready or "-",
         "aliases": ",".join(f"{k}=v{v}" for k, v in sorted(state.aliases.items())) or "-",
+        "controller": controller["state"],
     }
     if wide:
         row["previous-rolled-out"] = revs.previous_rolledout or "-"
@@ -85,11 +99,15 @@ def status(
     target = CommandScope(name, namespace, context, output, False, filename, settings_from(config))
     obj, kube = target.load()
     state = rollout.state_of(obj, target.aliases(obj, kube))
-    row = _status_row(state, obj, wide=output == Output.wide)
+    controller = _controller(target, kube, name)
+    row = _status_row(state, obj, output == Output.wide, controller)
+    if output == Output.wide and controller.get("holder"):
+        row["controller-holder"] = controller["holder"]
     note = rollout.rollout_note(state)
     if output in (Output.json, Output.yaml):
         row["traffic"] = list(state.revisions.traffic)
         row["rollout"] = note or ("up to date" if state.revisions.has_status else "no status")
+        row["rollout-controller"] = controller
         typer.echo(dump(row, output))
         return
     widths = {k: max(len(k), len(str(v))) for k, v in row.items()}
