@@ -28,6 +28,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.platform_apply",
     "tests.fixtures.kafka",
     "tests.fixtures.reconcilers",
+    "tests.fixtures.rollouts",
 ]
 
 
