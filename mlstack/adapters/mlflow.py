@@ -233,13 +233,19 @@ class Mlflow:
             return experiment.experiment_id
 
     def aliases(self, model_name: str) -> dict[str, str]:
-        """alias -> version for one registered model ({} when the model does not exist)."""
+        """alias -> version for one registered model ({} when the model does not exist).
+
+        Any other failure raises: MLflow's REST client reports a refused connection as an
+        MlflowException too, and an unreachable registry is not a model without aliases.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
             return {a: str(v) for a, v in self.client.get_registered_model(model_name).aliases.items()}
-        except MlflowException:
-            return {}
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
 
     def resolve(self, spec: str) -> tuple[str, str]:
         """Any form ``parse_model_spec`` takes -> (name, version) in the registry; UsageError when unknown."""
