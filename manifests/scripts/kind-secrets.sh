@@ -11,6 +11,7 @@ pipeline_ns="${4:-kubeflow}"
 
 exists() { "$kubectl" -n "$ns" get secret "$1" >/dev/null 2>&1; }
 random() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+fernet_key() { head -c 32 /dev/urandom | base64 | tr '+/' '-_'; }  # what Fernet.generate_key() makes
 apply_secret() {  # name, then --from-literal args; applied server-side, never echoed
   local name="$1"; shift
   apply_secret_in "$ns" "$name" "$@"
@@ -42,6 +43,11 @@ apply_secret mlstack-s3 --from-literal=AWS_ACCESS_KEY_ID="$access_key" --from-li
 exists mlstack-postgres || apply_secret mlstack-postgres --from-literal=username=mlflow --from-literal=password="$(random)"
 exists mlstack-mlflow-auth || apply_secret mlstack-mlflow-auth --from-literal=admin-username=admin \
   --from-literal=admin-password="$(random)" --from-literal=flask-secret-key="$(random)"
+
+# the rollout controller (off unless rolloutController.enabled): the secret MLflow signs webhook
+# deliveries with, and the key MLflow encrypts stored webhook secrets with (one for all workers)
+exists mlstack-rollout-webhook || apply_secret mlstack-rollout-webhook --from-literal=webhook-secret="$(random)"
+exists mlstack-mlflow-webhooks || apply_secret mlstack-mlflow-webhooks --from-literal=encryption-key="$(fernet_key)"
 
 # KFP runs pipeline steps in its own namespace: the same credentials there, and the S3 endpoint
 "$kubectl" get namespace "$pipeline_ns" >/dev/null 2>&1 || "$kubectl" create namespace "$pipeline_ns"

@@ -122,3 +122,26 @@ def test_no_secret_value_is_printed(tmp_path):
             if len(value) > 6:
                 assert value not in printed
     assert "configmap/mlstack-pipeline-env ready in kubeflow" in out.stdout
+
+
+def test_the_rollout_secrets_are_made_once_in_the_shapes_their_readers_need(tmp_path):
+    from cryptography.fernet import Fernet
+
+    out, applied = run_script(tmp_path)
+    assert out.returncode == 0, out.stderr
+    webhook = applied[("Secret", "mlstack", "mlstack-rollout-webhook")]
+    assert set(webhook) == {"webhook-secret"} and len(webhook["webhook-secret"]) >= 16
+    key = applied[("Secret", "mlstack", "mlstack-mlflow-webhooks")]["encryption-key"]
+    Fernet(
+        key.encode()
+    )  # MLflow's EncryptedString builds exactly this (store/model_registry/dbmodels/models.py)
+    # existing ones are kept: a new webhook secret would no longer match what MLflow stored
+    CLUSTER["mlstack/mlstack-rollout-webhook"] = {"webhook-secret": "kept-secret-0123456789"}
+    CLUSTER["mlstack/mlstack-mlflow-webhooks"] = {"encryption-key": key}
+    try:
+        (tmp_path / "again").mkdir()
+        out, applied = run_script(tmp_path / "again")
+    finally:
+        del CLUSTER["mlstack/mlstack-rollout-webhook"], CLUSTER["mlstack/mlstack-mlflow-webhooks"]
+    assert ("Secret", "mlstack", "mlstack-rollout-webhook") not in applied
+    assert ("Secret", "mlstack", "mlstack-mlflow-webhooks") not in applied

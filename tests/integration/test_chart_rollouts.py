@@ -1,0 +1,174 @@
+"""The chart with the rollout controller on, installed for real, and the controller run as the chart runs it.
+
+``helm install`` (kind values + ``rolloutController.enabled``) into a Pod Security "restricted"
+namespace of the session's kube-apiserver: Pod Security admits the controller's pods, RBAC answers
+come from the server, and then ``mlstack rollout controller`` runs with the environment the rendered
+Deployment sets and the ServiceAccount token the chart binds, so least RBAC is proven sufficient by
+the server refusing anything more. Only the addresses differ: MLflow is the session's server on
+loopback, and the webhook URL (a cluster DNS name) is left out, so the resync does the work.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import yaml
+
+from tests.fixtures.kube_tools import ROOT
+from tests.fixtures.rollouts import SECRET, ControllerProcess
+from tests.integration.test_chart_install import can_i, restricted_namespace, wait_for
+
+CHART = ROOT / "helm" / "mlstack"
+RELEASE = "mlstack"
+SA = "mlstack-rollout-controller"
+ISVC = "loan-default"
+
+
+@pytest.fixture(scope="module")
+def release(platform, control_plane, tmp_path_factory):
+    namespace = restricted_namespace(control_plane, "chart-rollouts")
+    model = f"chart-rollouts-{uuid.uuid4().hex[:8]}"
+    values = yaml.safe_load((CHART / "values-kind.yaml").read_text())
+    values["rolloutController"] = {"enabled": True}
+    values["serving"]["models"][0]["registeredModel"] = model
+    path = tmp_path_factory.mktemp("chart-rollouts") / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    control_plane.helm("install", RELEASE, str(CHART), "-n", namespace, "--no-hooks", "-f", str(path))
+    manifest = control_plane.helm("get", "manifest", RELEASE, "-n", namespace).stdout
+    yield namespace, model, [d for d in yaml.safe_load_all(manifest) if d]
+    control_plane.helm("uninstall", RELEASE, "-n", namespace, "--no-hooks", check=False)
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_controller_pods_are_admitted_by_pod_security(release, control_plane):
+    namespace, _, _ = release
+
+    def controller_pods():
+        return control_plane.get(
+            "pods", "-n", namespace, "-l", "app.kubernetes.io/component=rollout-controller"
+        )["items"]
+
+    assert wait_for(controller_pods), "the rollout controller's Deployment made no pod"
+    refused = [
+        e["message"]
+        for e in control_plane.get("events", "-n", namespace)["items"]
+        if "PodSecurity" in e.get("message", "")
+    ]
+    assert refused == []
+
+
+def test_rbac_answers_its_models_its_lease_and_events_only(release, control_plane):
+    namespace, _, _ = release
+    isvc = "inferenceservices.serving.kserve.io"
+    allowed = [
+        ("get", f"{isvc}/{ISVC}"),
+        ("patch", f"{isvc}/{ISVC}"),
+        ("get", "leases.coordination.k8s.io/mlstack-rollout-controller"),
+        ("update", "leases.coordination.k8s.io/mlstack-rollout-controller"),
+        ("create", "leases.coordination.k8s.io"),
+        ("create", "events.events.k8s.io"),
+    ]
+    refused = [
+        ("patch", f"{isvc}/another-model"),
+        ("list", isvc),
+        ("create", isvc),
+        ("delete", f"{isvc}/{ISVC}"),
+        ("update", "leases.coordination.k8s.io/kube-scheduler"),
+        ("get", "secrets"),
+        ("list", "events.events.k8s.io"),
+    ]
+    for verb, resource in allowed:
+        assert can_i(control_plane, SA, namespace, verb, resource), f"may not {verb} {resource}"
+    for verb, resource in refused:
+        assert not can_i(control_plane, SA, namespace, verb, resource), f"may {verb} {resource}"
+    assert not can_i(control_plane, SA, namespace, "get", f"{isvc}/{ISVC}", where="default")
+
+
+def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
+    release, control_plane, mlflow_server, tmp_path
+):
+    from mlflow import MlflowClient
+
+    from tests.fixtures.kserve_api import KServeStandIn
+
+    namespace, model, objects = release
+    # the service the pipeline's first deploy would create from the chart's template, serving v1
+    template = next(
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{ISVC}-isvc-template"
+    )
+    isvc = yaml.safe_load(template["data"]["inferenceservice.yaml"])
+    isvc["spec"]["predictor"]["model"]["storageUri"] = f"s3://mlstack/{model}/1"
+    isvc["spec"]["predictor"]["model"]["env"] = [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    client.create_registered_model(model)
+    for version in (1, 2):
+        client.create_model_version(model, source=f"s3://mlstack/{model}/{version}")
+    client.set_registered_model_alias(model, "champion", "1")
+    api = KServeStandIn(control_plane, namespace).start()
+    try:
+        api.create(isvc)
+        # the Deployment's own environment, with the two addresses this machine has instead
+        deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == SA)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == ["mlstack", "rollout", "controller"]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        del env["MLSTACK_ROLLOUT__WEBHOOK_URL"]
+        env.update(
+            MLSTACK_TRACKING_URI=mlflow_server,
+            MLSTACK_HOME=str(tmp_path / "home"),
+            HOME=str(tmp_path),
+            MLSTACK_ROLLOUT__WEBHOOK_SECRET=SECRET,
+            MLSTACK_ROLLOUT__HOST="127.0.0.1",
+            MLSTACK_ROLLOUT__RESYNC_SECONDS="2",
+            MLSTACK_ROLLOUT__GRACE_SECONDS="1",
+            PATH="/usr/bin:/bin",
+        )
+        kubeconfig = tmp_path / "token.kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "c",
+                            "cluster": {
+                                "server": control_plane.server,
+                                "certificate-authority": str(control_plane.pki.ca_cert),
+                            },
+                        }
+                    ],
+                    "users": [{"name": SA, "user": {"token": control_plane.token(namespace, SA)}}],
+                    "contexts": [
+                        {"name": "c", "context": {"cluster": "c", "user": SA, "namespace": namespace}}
+                    ],
+                    "current-context": "c",
+                }
+            )
+        )
+        env["KUBECONFIG"] = str(kubeconfig)
+        controller = ControllerProcess(env=env, log_path=tmp_path / "controller.log", identity="chart-pod-0")
+        controller.start()
+        try:
+            controller.wait_leading()
+            client.set_registered_model_alias(model, "challenger", "2")
+            deadline = time.monotonic() + 60
+            while True:
+                spec = api.get(ISVC)["spec"]["predictor"]
+                if spec.get("canaryTrafficPercent") == 10:
+                    break
+                assert time.monotonic() < deadline, controller.log_tail()
+                time.sleep(0.2)
+            assert spec["model"]["storageUri"] == f"s3://mlstack/{model}/2"
+            events = control_plane.get("-n", namespace, "events.v1.events.k8s.io")["items"]
+            assert [e["reason"] for e in events if e["regarding"]["name"] == ISVC] == ["CanaryStarted"]
+            assert "not allowed" not in controller.log_tail(200)
+            lease = control_plane.get("-n", namespace, "lease", "mlstack-rollout-controller")
+            assert lease["spec"]["holderIdentity"] == "chart-pod-0"
+            assert lease["metadata"]["annotations"]["serving.mlstack.io/managed-inference-services"] == ISVC
+        finally:
+            controller.stop()
+    finally:
+        api.stop()
