@@ -132,6 +132,14 @@ def _cases(tmp: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
         ("config show", "missing", ["config", "show", "--config", missing]),
         ("config show", "directory", ["config", "show", "--config", folder]),
         ("config env", "unknown", ["config", "env", "--bogus"]),
+        ("rollout controller", "unknown", ["rollout", "controller", "--bogus"]),
+        ("rollout controller", "missing", ["rollout", "controller", "--config", missing]),
+        ("rollout controller", "directory", ["rollout", "controller", "--config", folder]),
+        ("rollout controller", "no secret", ["rollout", "controller"]),
+        ("rollout register-webhook", "unknown", ["rollout", "register-webhook", "--bogus"]),
+        ("rollout register-webhook", "no url", ["rollout", "register-webhook"]),
+        ("rollout plan", "unknown", ["rollout", "plan", "fraud", "--bogus"]),
+        ("rollout plan", "no kubeconfig", ["rollout", "plan", "fraud"]),
     ]
     kubectl = []
     for command in ("status", "canary", "promote", "rollback", "analyze"):
