@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -103,7 +104,7 @@ class Reconciler:
     kube: Kube
     identity: str
     metrics: Metrics
-    is_leader: object  # () -> bool, checked right before every write
+    is_leader: Callable[[], bool]  # checked right before every write
     queue: WorkQueue = field(default_factory=WorkQueue)
     services: dict[str, ServiceState] = field(default_factory=dict)
 
@@ -164,7 +165,7 @@ class Reconciler:
             move = self._build(decided, obj, aliases, model)
         except CheckFailed as exc:  # KServe has not caught up (revision not ready): look again soon
             return "wait", f"{decided.reason}: {exc}", retry
-        if not self.is_leader():  # type: ignore[operator]
+        if not self.is_leader():
             return "not-leader", f"lost the Lease before: {move.summary}", None
         try:
             self.kube.apply_move(move, obj)
