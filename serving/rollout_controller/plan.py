@@ -123,13 +123,17 @@ def registry_ops(decided: Plan, move: rollout.Move, aliases: dict[str, str]) -> 
     """The move's registry changes the controller makes: bookkeeping only, never against the registry.
 
     ``champion`` and ``challenger`` are the registry's to set: a set that is already so, or a set of
-    ``challenger`` (which ``rollout.start`` adds), is dropped. Kept: ``previous`` after a promotion,
-    removing ``challenger`` once it became the champion, and the ``rejected`` tag when the registry
-    removed the challenger.
+    ``challenger`` (which ``rollout.start`` adds), is dropped. Kept: the challenger's
+    ``canary_percent`` tag (stream scorers route that share of keys by it), ``previous`` after a
+    promotion, removing ``challenger`` once it became the champion, and the ``rejected`` tag when the
+    registry removed the challenger. A champion served at 100 % on its way to promotion is no
+    canary: its ``canary_percent`` tag is dropped.
     """
     kept = []
     for op in move.alias_ops:
         if op.action == "set_alias" and (op.key == "challenger" or aliases.get(op.key) == op.version):
+            continue
+        if decided.action == Action.SWITCH and op.action == "set_tag":
             continue
         if (
             decided.action == Action.ROLLBACK

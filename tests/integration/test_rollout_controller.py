@@ -44,6 +44,13 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
         }
         assert traffic == {"fraud-predictor-00001": 90, "fraud-predictor-00002": 10}
         assert obj["spec"]["predictor"]["model"]["storageUri"] == served_model.uri(2)
+        served_model.wait_for(
+            lambda: (
+                served_model.client.get_model_version(served_model.model, "2").tags.get("canary_percent")
+                == "10"
+            ),
+            "the canary_percent tag stream scorers route by",
+        )
         # the webhook moved it (resync is an hour away), and MLflow's delivery was accepted
         assert controller.metric("mlstack_rollout_reconciles_total", trigger="webhook", result="moved") == 1
         assert any(r.status == 202 for r in relay.records)

@@ -151,10 +151,17 @@ def test_another_clients_fresh_change_is_not_undone_until_the_grace_is_over():
 
 
 def test_the_controller_never_sets_champion_or_challenger_itself():
-    start = rollout.start(STABLE_V1, {"champion": "1", "challenger": "2"}, "2", uri("2"), 10)
-    assert (
-        registry_ops(decide(STABLE_V1, {"champion": "1", "challenger": "2"}), start, {"champion": "1"}) == []
-    )
+    aliases = {"champion": "1", "challenger": "2"}
+    start = rollout.start(STABLE_V1, aliases, "2", uri("2"), 10)
+    # the challenger alias is the registry's; its canary_percent tag is what stream scorers route by
+    ops = registry_ops(decide(STABLE_V1, aliases), start, aliases)
+    assert [(op.action, op.key, op.version, op.value) for op in ops] == [
+        ("set_tag", "canary_percent", "2", "10")
+    ]
+    # the champion served at 100 % on its way to promotion is not tagged as a canary
+    aliases = {"champion": "3"}
+    switch = rollout.start(STABLE_V1, aliases, "3", uri("3"), 100)
+    assert registry_ops(decide(STABLE_V1, aliases), switch, aliases) == []
     aliases = {"champion": "2", "challenger": "2"}
     promote = rollout.promote(CANARY_V2, aliases)
     kept = [
