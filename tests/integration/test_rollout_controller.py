@@ -52,6 +52,12 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
             "the canary_percent tag stream scorers route by",
         )
         # the webhook moved it (resync is an hour away), and MLflow's delivery was accepted
+        served_model.wait_for(  # the reconcile is counted once its registry writes and Event are done
+            lambda: (
+                controller.metric("mlstack_rollout_reconciles_total", trigger="webhook", result="moved") >= 1
+            ),
+            "the reconcile counted",
+        )
         assert controller.metric("mlstack_rollout_reconciles_total", trigger="webhook", result="moved") == 1
         assert any(r.status == 202 for r in relay.records)
 
@@ -125,6 +131,12 @@ def test_periodic_reconcile_converges_when_webhooks_are_lost(served_model):
             "canary by resync",
             timeout=3 * resync,
             controller=controller,
+        )
+        served_model.wait_for(  # the reconcile is counted once its registry writes and Event are done
+            lambda: (
+                controller.metric("mlstack_rollout_reconciles_total", trigger="resync", result="moved") >= 1
+            ),
+            "the reconcile counted",
         )
         assert controller.metric("mlstack_rollout_reconciles_total", trigger="resync", result="moved") == 1
         assert controller.metric("mlstack_rollout_webhook_deliveries_total", result="accepted") == 0

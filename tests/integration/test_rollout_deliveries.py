@@ -42,6 +42,10 @@ def test_forged_replayed_duplicated_and_malformed_deliveries_change_nothing(serv
         served_model.client.set_registered_model_alias(served_model.model, "staging", "1")
         served_model.wait_for(lambda: any(r.status == 202 for r in relay.records), "a real delivery")
         real = next(r for r in relay.records if r.status == 202)
+        served_model.wait_for(  # its reconcile is done (and counted) before the counting below starts
+            lambda: controller.metric("mlstack_rollout_reconciles_total", trigger="webhook") >= 1,
+            "a reconcile",
+        )
         # then the registry changes while MLflow cannot reach the controller: only a delivery we
         # accept now (or the resync, an hour away) would start the canary of v2
         relay.cut()
