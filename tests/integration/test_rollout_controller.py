@@ -10,7 +10,10 @@ can cut. Times printed here (alias change -> move) are the numbers in docs/rollo
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from tests.fixtures.rollouts import ISVC, WebhookRelay, events_of, register_webhook
 
@@ -215,5 +218,15 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
             lambda: served_model.serving() == ("2", 0), "registry wins", timeout=30, controller=controller
         )
         assert time.monotonic() - patched >= 8 - 1
+        # `mlstack rollout plan` reads the same two sources and agrees: nothing left to do
+        planned = subprocess.run(
+            [str(Path(sys.executable).parent / "mlstack"), "rollout", "plan", ISVC, "--json"],
+            env={**served_model.controller("plan").env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert planned.returncode == 0, planned.stderr
+        assert json.loads(planned.stdout)["action"] == "noop", planned.stdout
     finally:
         controller.stop()
