@@ -190,7 +190,11 @@ class Reconciler:
         if decided.action in (Action.START, Action.SWITCH):
             version = str(decided.version)
             try:
-                uri = model_aliases.storage_uri(self.settings, model, version)
+                # mlflow-artifacts:/ locations mapped onto the server's --artifacts-destination,
+                # which the chart writes on the InferenceService (as kubectl model canary does)
+                uri = model_aliases.storage_uri(
+                    self.settings, model, version, isvc.artifacts_destination(obj)
+                )
             except UsageError as exc:  # the version has no location KServe can fetch
                 raise CheckFailed(str(exc)) from exc
             return rollout.start(obj, aliases, version, uri, int(decided.percent or 100))

@@ -99,12 +99,18 @@ def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
         o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{ISVC}-isvc-template"
     )
     isvc = yaml.safe_load(template["data"]["inferenceservice.yaml"])
-    isvc["spec"]["predictor"]["model"]["storageUri"] = f"s3://mlstack/{model}/1"
-    isvc["spec"]["predictor"]["model"]["env"] = [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
+    # the chart's MLflow hands out proxied locations; the template's artifacts-destination annotation
+    # says where KServe finds their bytes
+    destination = isvc["metadata"]["annotations"]["serving.mlstack.io/artifacts-destination"]
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    run = client.create_run("0").info
+    path = run.artifact_uri.removeprefix("mlflow-artifacts:").lstrip("/")
+    isvc["spec"]["predictor"]["model"]["storageUri"] = f"{destination}/{path}/model-1"
+    isvc["spec"]["predictor"]["model"]["env"] = [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
     client.create_registered_model(model)
     for version in (1, 2):
-        client.create_model_version(model, source=f"s3://mlstack/{model}/{version}")
+        client.log_text(run.run_id, f"version {version}", f"model-{version}/MLmodel")
+        client.create_model_version(model, source=f"{run.artifact_uri}/model-{version}", run_id=run.run_id)
     client.set_registered_model_alias(model, "champion", "1")
     api = KServeStandIn(control_plane, namespace).start()
     try:
@@ -161,7 +167,7 @@ def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
                     break
                 assert time.monotonic() < deadline, controller.log_tail()
                 time.sleep(0.2)
-            assert spec["model"]["storageUri"] == f"s3://mlstack/{model}/2"
+            assert spec["model"]["storageUri"] == f"{destination}/{path}/model-2"
             events = control_plane.get("-n", namespace, "events.v1.events.k8s.io")["items"]
             assert [e["reason"] for e in events if e["regarding"]["name"] == ISVC] == ["CanaryStarted"]
             assert "not allowed" not in controller.log_tail(200)
