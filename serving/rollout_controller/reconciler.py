@@ -129,8 +129,11 @@ class Reconciler:
         except MlstackError as exc:  # the API server or MLflow failed or refused: try again later
             result, reason, delay = "error", str(exc), self.settings.rollout.retry_seconds
             self._warn(name, state, "ReconcileFailed", reason)
+        changed = (result, reason) != (state.result, state.reason)
         state.result, state.reason, state.at = result, reason, micro_time()
-        level = logging.INFO if result in ("moved", "error") else logging.DEBUG
+        level = (
+            logging.INFO if result in ("moved", "error") or (result == "wait" and changed) else logging.DEBUG
+        )
         log.log(level, "%s (%s): %s: %s", name, trigger, result, reason)
         self.metrics.reconciles.labels(trigger, result).inc()
         self.metrics.reconcile_seconds.observe(time.monotonic() - started)
