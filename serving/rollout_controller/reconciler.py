@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from mlstack.adapters import model_aliases
 from mlstack.adapters.kube import Conflict, Kube, NotFound
 from mlstack.core import isvc, rollout
-from mlstack.core.errors import CheckFailed, MlstackError, UsageError
+from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import Settings
 from mlstack.serving.rollout_controller.lease import micro_time
 from mlstack.serving.rollout_controller.metrics import Metrics
@@ -192,14 +192,10 @@ class Reconciler:
     def _build(self, decided: Plan, obj: dict, aliases: dict[str, str], model: str) -> rollout.Move:
         if decided.action in (Action.START, Action.SWITCH):
             version = str(decided.version)
-            try:
-                # mlflow-artifacts:/ locations mapped onto the server's --artifacts-destination,
-                # which the chart writes on the InferenceService (as kubectl model canary does)
-                uri = model_aliases.storage_uri(
-                    self.settings, model, version, isvc.artifacts_destination(obj)
-                )
-            except UsageError as exc:  # the version has no location KServe can fetch
-                raise CheckFailed(str(exc)) from exc
+            # mlflow-artifacts:/ locations mapped onto the server's --artifacts-destination, which the
+            # chart writes on the InferenceService (as kubectl model canary does). A version with no
+            # location KServe can fetch is a UsageError: reported as an error (Warning Event), retried
+            uri = model_aliases.storage_uri(self.settings, model, version, isvc.artifacts_destination(obj))
             return rollout.start(obj, aliases, version, uri, int(decided.percent or 100))
         if decided.action == Action.PROMOTE:
             return rollout.promote(obj, aliases)

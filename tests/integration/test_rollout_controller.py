@@ -230,3 +230,35 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
         assert json.loads(planned.stdout)["action"] == "noop", planned.stdout
     finally:
         controller.stop()
+
+
+def test_a_version_kserve_cannot_fetch_is_a_warning_event_not_a_silent_wait(served_model, control_plane):
+    """Without the artifacts-destination annotation the proxied location has no fetchable form."""
+    control_plane.kubectl(
+        "-n",
+        served_model.namespace,
+        "annotate",
+        "inferenceservice",
+        ISVC,
+        "serving.mlstack.io/artifacts-destination-",
+    )
+    controller = served_model.controller("unfetchable")
+    controller.start()
+    try:
+        controller.wait_leading()
+        controller.wait_reconciled()
+        served_model.client.set_registered_model_alias(served_model.model, "challenger", "2")
+        served_model.wait_for(
+            lambda: controller.metric("mlstack_rollout_reconciles_total", result="error") >= 1,
+            "the failed reconcile",
+            controller=controller,
+        )
+        warnings = served_model.wait_for_events(control_plane, "ReconcileFailed")
+        assert warnings[0]["type"] == "Warning"
+        assert "no artifacts destination is known" in warnings[0]["note"]
+        assert served_model.serving() == ("1", None)
+        assert (
+            "no artifacts destination is known" in controller.status()["inference_services"][ISVC]["reason"]
+        )
+    finally:
+        controller.stop()
