@@ -1,10 +1,13 @@
 """The chart with the rollout controller on, installed for real, and the controller run as the chart runs it.
 
 ``helm install`` (kind values + ``rolloutController.enabled``) into a Pod Security "restricted"
-namespace of the session's kube-apiserver: Pod Security admits the controller's pods, RBAC answers
-come from the server, and then ``mlstack rollout controller`` runs with the environment the rendered
-Deployment sets and the ServiceAccount token the chart binds, so least RBAC is proven sufficient by
-the server refusing anything more. Only the addresses differ: MLflow is the session's server on
+namespace of the session's kube-apiserver: Pod Security admits the controller's pods and RBAC
+answers come from the server. Then, on the control plane where KServe's and Knative's own
+controllers reconcile (tests/fixtures/reconcilers.py), the chart's ServiceAccount, Role and
+RoleBinding for the controller are applied as rendered and ``mlstack rollout controller`` runs with
+the environment the rendered Deployment sets and that ServiceAccount's token, so least RBAC is proven
+sufficient by the server refusing anything more, and the move passes KServe's webhooks and is split
+into traffic by KServe and Knative. Only the addresses differ: MLflow is the session's server on
 loopback, and the webhook URL (a cluster DNS name) is left out, so the resync does the work.
 """
 
@@ -17,7 +20,7 @@ import pytest
 import yaml
 
 from tests.fixtures.kube_tools import ROOT
-from tests.fixtures.rollouts import SECRET, ControllerProcess
+from tests.fixtures.rollouts import REPORTING_CONTROLLER, SECRET, ControllerProcess, events_of
 from tests.integration.test_chart_install import can_i, restricted_namespace, wait_for
 
 CHART = ROOT / "helm" / "mlstack"
@@ -87,34 +90,47 @@ def test_rbac_answers_its_models_its_lease_and_events_only(release, control_plan
 
 
 def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
-    release, control_plane, mlflow_server, tmp_path
+    release, reconcilers, mlflow_server, tmp_path
 ):
+    """On the reconciler fixture's control plane: the chart's RBAC, KServe's webhooks and status."""
     from mlflow import MlflowClient
 
-    from tests.fixtures.kserve_api import KServeStandIn
+    from mlstack.core import rollout
+    from tests.fixtures.kserve_live import LiveInferenceServices
 
     namespace, model, objects = release
+    # KServe and Knative reconcile on their own control plane: the chart's ServiceAccount, Role and
+    # RoleBinding for the controller go there, as rendered, in a namespace of the release's name
+    plane = reconcilers.plane
+    reconcilers.namespace(namespace)
+    rbac = [
+        o
+        for o in objects
+        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding") and o["metadata"]["name"] == SA
+    ]
+    plane.apply(rbac, "-n", namespace)  # helm sets the namespace at install, not in the manifest
+    live = LiveInferenceServices(reconcilers, namespace)
+    live.install_model(ISVC)
     # the service the pipeline's first deploy would create from the chart's template, serving v1
     template = next(
         o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{ISVC}-isvc-template"
     )
-    isvc = yaml.safe_load(template["data"]["inferenceservice.yaml"])
+    template = yaml.safe_load(template["data"]["inferenceservice.yaml"])
     # the chart's MLflow hands out proxied locations; the template's artifacts-destination annotation
     # says where KServe finds their bytes
-    destination = isvc["metadata"]["annotations"]["serving.mlstack.io/artifacts-destination"]
+    destination = template["metadata"]["annotations"]["serving.mlstack.io/artifacts-destination"]
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     run = client.create_run("0").info
     path = run.artifact_uri.removeprefix("mlflow-artifacts:").lstrip("/")
-    isvc["spec"]["predictor"]["model"]["storageUri"] = f"{destination}/{path}/model-1"
-    isvc["spec"]["predictor"]["model"]["env"] = [{"name": "MLSTACK_MODEL_VERSION", "value": "1"}]
+    isvc = rollout.first_deploy(template, "1", f"{destination}/{path}/model-1")
+    isvc["metadata"]["namespace"] = namespace
     client.create_registered_model(model)
     for version in (1, 2):
         client.log_text(run.run_id, f"version {version}", f"model-{version}/MLmodel")
         client.create_model_version(model, source=f"{run.artifact_uri}/model-{version}", run_id=run.run_id)
     client.set_registered_model_alias(model, "champion", "1")
-    api = KServeStandIn(control_plane, namespace).start()
     try:
-        api.create(isvc)
+        live.create(isvc)
         # the Deployment's own environment, with the two addresses this machine has instead
         deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == SA)
         container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -141,12 +157,12 @@ def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
                         {
                             "name": "c",
                             "cluster": {
-                                "server": control_plane.server,
-                                "certificate-authority": str(control_plane.pki.ca_cert),
+                                "server": plane.server,
+                                "certificate-authority": str(plane.pki.ca_cert),
                             },
                         }
                     ],
-                    "users": [{"name": SA, "user": {"token": control_plane.token(namespace, SA)}}],
+                    "users": [{"name": SA, "user": {"token": plane.token(namespace, SA)}}],
                     "contexts": [
                         {"name": "c", "context": {"cluster": "c", "user": SA, "namespace": namespace}}
                     ],
@@ -162,19 +178,36 @@ def test_the_controller_moves_traffic_with_the_charts_environment_and_token(
             client.set_registered_model_alias(model, "challenger", "2")
             deadline = time.monotonic() + 60
             while True:
-                spec = api.get(ISVC)["spec"]["predictor"]
+                spec = live.get(ISVC)["spec"]["predictor"]
                 if spec.get("canaryTrafficPercent") == 10:
                     break
                 assert time.monotonic() < deadline, controller.log_tail()
                 time.sleep(0.2)
             assert spec["model"]["storageUri"] == f"{destination}/{path}/model-2"
-            events = control_plane.get("-n", namespace, "events.v1.events.k8s.io")["items"]
-            assert [e["reason"] for e in events if e["regarding"]["name"] == ISVC] == ["CanaryStarted"]
+            # KServe split the traffic as the move asked, and Knative's Route carries it
+            traffic = live.settle(ISVC)["status"]["components"]["predictor"]["traffic"]
+            assert {t["revisionName"]: t["percent"] for t in traffic} == {
+                f"{ISVC}-predictor-00001": 90,
+                f"{ISVC}-predictor-00002": 10,
+            }
+            assert reconcilers.route_traffic(namespace, ISVC) == {
+                f"{ISVC}-predictor-00001": 90,
+                f"{ISVC}-predictor-00002": 10,
+            }
+            # KServe records its own Events on the service too (InferenceServiceReady, InternalError
+            # on a write conflict): the controller's are the ones it reports as itself
+            events = events_of(plane, namespace, ISVC)
+            print(
+                "\nEvents on the service:",
+                [(e.get("reportingController"), e["reason"], e.get("note")) for e in events],
+            )
+            mine = [e["reason"] for e in events if e.get("reportingController") == REPORTING_CONTROLLER]
+            assert mine == ["CanaryStarted"]
             assert "not allowed" not in controller.log_tail(200)
-            lease = control_plane.get("-n", namespace, "lease", "mlstack-rollout-controller")
+            lease = plane.get("-n", namespace, "lease", "mlstack-rollout-controller")
             assert lease["spec"]["holderIdentity"] == "chart-pod-0"
             assert lease["metadata"]["annotations"]["serving.mlstack.io/managed-inference-services"] == ISVC
         finally:
             controller.stop()
     finally:
-        api.stop()
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -1,8 +1,9 @@
 """The rollout controller end to end: a real ``mlflow server`` (SQL backend) sends real webhooks.
 
-The controller runs as its own process (``mlstack rollout controller``) against the session's real
-API server holding KServe's InferenceService CRD; KServe's controller is played by the status
-stand-in (tests/fixtures/kserve_api.py). MLflow registers the controller's webhook itself (the
+The controller runs as its own process (``mlstack rollout controller``) against the API server on
+which KServe's and Knative's own controllers reconcile (tests/fixtures/reconcilers.py): its writes
+pass KServe's webhooks, and the status it plans from (and the tests read) is the one KServe wrote
+from Knative's Revisions and Route. MLflow registers the controller's webhook itself (the
 controller does, as leader) and delivers alias events through :class:`WebhookRelay`, which a test
 can cut. Times printed here (alias change -> move) are the numbers in docs/rollouts.md.
 """
@@ -15,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from tests.fixtures.rollouts import ISVC, WebhookRelay, events_of, register_webhook
+from tests.fixtures.rollouts import ISVC, WebhookRelay, register_webhook
 
 
-def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_model, control_plane):
+def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_model):
     relay = WebhookRelay("")  # the controller's port is known once it exists
     controller = served_model.controller("solo", webhook_url=relay.url)
     relay.target = f"{controller.url}/webhooks/mlflow"
@@ -41,7 +42,8 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
             lambda: served_model.serving() == ("2", 10), "canary of v2", controller=controller
         )
         times["challenger set -> canary"] = time.monotonic() - started
-        obj = served_model.obj()
+        obj = served_model.settled()
+        times["challenger set -> canary settled by KServe and Knative"] = time.monotonic() - started
         traffic = {
             t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]
         }
@@ -71,7 +73,8 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
             lambda: served_model.serving() == ("2", None), "promotion", controller=controller
         )
         times["champion moved -> promoted"] = time.monotonic() - started
-        status = served_model.obj()["status"]["components"]["predictor"]
+        status = served_model.settled()["status"]["components"]["predictor"]
+        times["champion moved -> promotion settled"] = time.monotonic() - started
         assert status["latestRolledoutRevision"] == "fraud-predictor-00002"
         served_model.wait_for(lambda: served_model.aliases() == {"champion": "2", "previous": "1"}, "aliases")
 
@@ -84,7 +87,8 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
         served_model.client.delete_registered_model_alias(served_model.model, "challenger")
         served_model.wait_for(lambda: served_model.serving() == ("2", 0), "rollback", controller=controller)
         times["challenger deleted -> rolled back"] = time.monotonic() - started
-        obj = served_model.obj()
+        obj = served_model.settled()
+        times["challenger deleted -> rollback settled"] = time.monotonic() - started
         assert obj["spec"]["predictor"]["model"]["storageUri"] == served_model.uri(2)
         traffic = {
             t["revisionName"]: t["percent"] for t in obj["status"]["components"]["predictor"]["traffic"]
@@ -94,17 +98,10 @@ def test_aliases_drive_canary_promotion_and_rollback_through_webhooks(served_mod
         assert tags["rejected"] == "rollout controller: no challenger alias in MLflow"
 
         # every move is an Event on the InferenceService and a metric
-        served_model.wait_for(lambda: len(events_of(control_plane, served_model.namespace)) >= 4, "4 Events")
-        reasons = [
-            e["reason"]
-            for e in sorted(events_of(control_plane, served_model.namespace), key=lambda e: e["eventTime"])
-        ]
+        served_model.wait_for(lambda: len(served_model.events()) >= 4, "4 Events")
+        reasons = [e["reason"] for e in sorted(served_model.events(), key=lambda e: e["eventTime"])]
         assert reasons == ["CanaryStarted", "Promoted", "CanaryStarted", "RolledBack"]
-        assert all(
-            e["reportingController"] == "serving.mlstack.io/rollout-controller"
-            and e["reportingInstance"] == "solo"
-            for e in events_of(control_plane, served_model.namespace)
-        )
+        assert [e["reportingInstance"] for e in served_model.events()] == ["solo"] * 4
         assert controller.metric("mlstack_rollout_moves_total", inference_service=ISVC) == 4
         assert controller.metric("mlstack_rollout_reconciles_total", trigger="resync", result="moved") == 0
         print("\nwebhook-driven moves:", {k: f"{v:.2f} s" for k, v in times.items()})
@@ -159,7 +156,7 @@ def test_periodic_reconcile_converges_when_webhooks_are_lost(served_model):
         relay.cut()
 
 
-def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served_model, control_plane):
+def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served_model):
     """kubectl model moves the service first and the aliases a moment later; the controller waits."""
     from tests.fixtures.canary import run_plugin
 
@@ -181,7 +178,7 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
         time.sleep(3)  # six full reconciles
         assert served_model.serving() == ("2", None)
         assert (
-            served_model.obj()["status"]["components"]["predictor"]["latestCreatedRevision"]
+            served_model.settled()["status"]["components"]["predictor"]["latestCreatedRevision"]
             == "fraud-predictor-00002"
         )
         assert controller.metric("mlstack_rollout_moves_total") == 0
@@ -195,7 +192,7 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
         patch = start_canary_patch(
             served_model.obj(), "3", served_model.uri(3), 30
         )  # what kubectl model sends
-        control_plane.kubectl(
+        served_model.plane.kubectl(
             "-n",
             served_model.namespace,
             "patch",
@@ -232,9 +229,9 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
         controller.stop()
 
 
-def test_a_version_kserve_cannot_fetch_is_a_warning_event_not_a_silent_wait(served_model, control_plane):
+def test_a_version_kserve_cannot_fetch_is_a_warning_event_not_a_silent_wait(served_model):
     """Without the artifacts-destination annotation the proxied location has no fetchable form."""
-    control_plane.kubectl(
+    served_model.plane.kubectl(
         "-n",
         served_model.namespace,
         "annotate",
@@ -242,7 +239,7 @@ def test_a_version_kserve_cannot_fetch_is_a_warning_event_not_a_silent_wait(serv
         ISVC,
         "serving.mlstack.io/artifacts-destination-",
     )
-    controller = served_model.controller("unfetchable")
+    controller = served_model.controller("unfetchable", resync_seconds=1)  # no webhook here
     controller.start()
     try:
         controller.wait_leading()
@@ -253,7 +250,7 @@ def test_a_version_kserve_cannot_fetch_is_a_warning_event_not_a_silent_wait(serv
             "the failed reconcile",
             controller=controller,
         )
-        warnings = served_model.wait_for_events(control_plane, "ReconcileFailed")
+        warnings = served_model.wait_for_events("ReconcileFailed")
         assert warnings[0]["type"] == "Warning"
         assert "no artifacts destination is known" in warnings[0]["note"]
         assert served_model.serving() == ("1", None)

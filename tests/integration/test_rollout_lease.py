@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from tests.fixtures.rollouts import WebhookRelay, events_of, register_webhook
+from tests.fixtures.rollouts import WebhookRelay, register_webhook
 
 
-def test_two_replicas_only_the_lease_holder_acts(served_model, control_plane):
+def test_two_replicas_only_the_lease_holder_acts(served_model):
     lease = {"lease_seconds": 4, "renew_deadline_seconds": 3, "lease_retry_seconds": 1}
     relays, replicas = {}, {}
     for name in ("replica-a", "replica-b"):
@@ -32,7 +32,9 @@ def test_two_replicas_only_the_lease_holder_acts(served_model, control_plane):
         done = register_webhook(served_model, relays["replica-b"].url, "replica-b", "--no-test")
         assert done.returncode == 0, done.stderr
         assert "webhook 'replica-b' created" in done.stdout
-        spec = control_plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")["spec"]
+        spec = served_model.plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")[
+            "spec"
+        ]
         assert spec["holderIdentity"] == "replica-a"
 
         served_model.client.set_registered_model_alias(served_model.model, "challenger", "2")
@@ -57,20 +59,22 @@ def test_two_replicas_only_the_lease_holder_acts(served_model, control_plane):
         served_model.wait_for(lambda: served_model.serving() == ("2", None), "promotion by b", controller=b)
 
         def instances():
-            return {
-                e["reason"]: e["reportingInstance"] for e in events_of(control_plane, served_model.namespace)
-            }
+            return {e["reason"]: e["reportingInstance"] for e in served_model.events()}
 
         served_model.wait_for(lambda: "Promoted" in instances(), "the Promoted event")
         assert instances() == {"CanaryStarted": "replica-a", "Promoted": "replica-b"}
-        spec = control_plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")["spec"]
+        spec = served_model.plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")[
+            "spec"
+        ]
         assert spec["holderIdentity"] == "replica-b" and spec["leaseTransitions"] == 1
         assert failover >= lease["lease_seconds"] - 1  # b waited out a's lease, measured on its own clock
         print(f"\nfailover after SIGKILL of the leader: {failover:.1f} s (lease {lease['lease_seconds']} s)")
 
         # a graceful stop releases the Lease at once
         b.stop()
-        spec = control_plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")["spec"]
+        spec = served_model.plane.get("-n", served_model.namespace, "lease", "mlstack-rollout-controller")[
+            "spec"
+        ]
         assert "holderIdentity" not in spec and spec["leaseDurationSeconds"] == 1
     finally:
         for replica in replicas.values():
