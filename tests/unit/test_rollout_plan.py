@@ -1,7 +1,8 @@
 """The rollout controller's plan: from (InferenceService, registry aliases) to the next move.
 
-The objects are what ``kubectl model`` leaves behind (``rollout`` moves applied as merge patches to
-the chart-shaped service of tests/fixtures/kserve_standin.py), so every phase is one a cluster has.
+The objects are InferenceServices as KServe's and Knative's own controllers left them at each phase
+of a canary's life (tests/fixtures/kserve_recorded.py, recorded and re-checked by
+tests/integration/test_kserve_phases.py), so every status the plan reads is one KServe wrote.
 """
 
 from __future__ import annotations
@@ -12,31 +13,17 @@ import pytest
 
 from mlstack.core import rollout
 from mlstack.serving.rollout_controller.plan import Action, foreign_change_age, plan, registry_ops
-from tests.fixtures.kserve_standin import base_isvc
+from tests.fixtures.kserve_recorded import recorded
 
 
 def uri(version: str) -> str:
-    return f"s3://mlflow/fraud/m-{version}"
+    return f"s3://mlflow/1/models/m-{version}/artifacts"
 
 
-STABLE_V1 = base_isvc("fraud", "models", "1", uri("1"))
-# a live object has a rolled-out revision, which rollout.start checks before a canary
-STABLE_V1["metadata"]["resourceVersion"] = "7"
-STABLE_V1["status"] = {
-    "components": {
-        "predictor": {
-            "latestCreatedRevision": "fraud-predictor-00001",
-            "latestReadyRevision": "fraud-predictor-00001",
-            "latestRolledoutRevision": "fraud-predictor-00001",
-        }
-    }
-}
-CANARY_V2 = rollout.start(STABLE_V1, {"champion": "1"}, "2", uri("2"), 10).result(STABLE_V1)
-ROLLING_BACK_V2 = {  # only the first of rollback's two patches landed
-    **CANARY_V2,
-    "spec": {"predictor": {**CANARY_V2["spec"]["predictor"], "canaryTrafficPercent": 0}},
-}
-ROLLED_BACK_TO_V1 = rollout.rollback(CANARY_V2, {}, "x").result(CANARY_V2)
+STABLE_V1 = recorded("stable")  # v1 served, rolled out
+CANARY_V2 = recorded("canary-10")  # v2 at 10 % next to v1
+ROLLING_BACK_V3 = recorded("rolling-back")  # v2 promoted, v3's canary at 0 %: rollback's first patch only
+ROLLED_BACK_TO_V2 = recorded("rolled-back")  # v2 restored, v3 rejected
 
 
 def decide(obj, aliases, **kwargs):
@@ -45,7 +32,7 @@ def decide(obj, aliases, **kwargs):
 
 def test_phases_are_the_ones_rollout_reads():
     assert [
-        rollout.state_of(o).phase for o in (STABLE_V1, CANARY_V2, ROLLING_BACK_V2, ROLLED_BACK_TO_V1)
+        rollout.state_of(o).phase for o in (STABLE_V1, CANARY_V2, ROLLING_BACK_V3, ROLLED_BACK_TO_V2)
     ] == [
         "stable",
         "canary",
@@ -76,11 +63,11 @@ def test_phases_are_the_ones_rollout_reads():
         (CANARY_V2, {"champion": "1", "challenger": "3"}, Action.ROLLBACK, None, None, False),
         (CANARY_V2, {"champion": "3", "challenger": "2"}, Action.ROLLBACK, None, None, False),
         # half a rollback: finish it
-        (ROLLING_BACK_V2, {"champion": "1", "challenger": "2"}, Action.ROLLBACK, None, None, False),
+        (ROLLING_BACK_V3, {"champion": "2", "challenger": "3"}, Action.ROLLBACK, None, None, False),
         # rolled back: a new challenger starts, the old one is not restarted by the controller
-        (ROLLED_BACK_TO_V1, {"champion": "1"}, Action.NOOP, None, None, False),
-        (ROLLED_BACK_TO_V1, {"champion": "1", "challenger": "3"}, Action.START, "3", 10, False),
-        (ROLLED_BACK_TO_V1, {"champion": "2"}, Action.SWITCH, "2", 100, False),
+        (ROLLED_BACK_TO_V2, {"champion": "2"}, Action.NOOP, None, None, False),
+        (ROLLED_BACK_TO_V2, {"champion": "2", "challenger": "4"}, Action.START, "4", 10, False),
+        (ROLLED_BACK_TO_V2, {"champion": "1"}, Action.SWITCH, "1", 100, False),
     ],
 )
 def test_the_registry_decides_the_next_move(obj, aliases, action, version, percent, reject):
@@ -108,20 +95,23 @@ def test_every_path_of_alias_changes_ends_where_the_registry_says():
             else:
                 move = rollout.rollback(obj, aliases, decided.reason)
             obj = move.result(obj)
-            serving = obj["spec"]["predictor"]["model"]["storageUri"]
-            revision = f"rev-{serving}-{obj['spec']['predictor'].get('canaryTrafficPercent')}"
+            # KServe and Knative catch up (kserve v0.20.0 ksvc_reconciler.go createKnativeService):
+            # a new revision for the new spec gets the canary share (all of it without one), the
+            # last rolled-out revision the rest; without a canary share the new one is rolled out
+            spec = obj["spec"]["predictor"]
+            percent = spec.get("canaryTrafficPercent")
+            revision = f"rev-{spec['model']['storageUri']}-{percent}"
             predictor = obj["status"]["components"]["predictor"]
-            rolled = revision if obj["spec"]["predictor"].get("canaryTrafficPercent") is None else None
+            previous = predictor["latestRolledoutRevision"]
+            share = 100 if percent is None else percent
+            traffic = [{"revisionName": revision, "latestRevision": True, "percent": share}]
+            if share < 100:
+                traffic.append({"revisionName": previous, "latestRevision": False, "percent": 100 - share})
             predictor.update(
                 latestCreatedRevision=revision,
                 latestReadyRevision=revision,
-                latestRolledoutRevision=rolled or predictor["latestRolledoutRevision"],
-                traffic=[
-                    {
-                        "revisionName": revision,
-                        "percent": obj["spec"]["predictor"].get("canaryTrafficPercent") or 100,
-                    }
-                ],
+                latestRolledoutRevision=revision if percent is None else previous,
+                traffic=traffic,
             )
         raise AssertionError(f"no fixed point for {aliases}")
 
@@ -130,7 +120,7 @@ def test_every_path_of_alias_changes_ends_where_the_registry_says():
         ({"champion": "3"}, "3", None),
         ({"champion": "3", "challenger": "2"}, "2", 10),
     ]:
-        for start in (STABLE_V1, CANARY_V2, ROLLED_BACK_TO_V1):
+        for start in (STABLE_V1, CANARY_V2, ROLLED_BACK_TO_V2):
             end = settle(start, aliases)
             state = rollout.state_of(end, aliases)
             assert (state.serving_version, state.percent) == (served, percent), (aliases, state.phase)
