@@ -53,36 +53,36 @@ def test_forged_replayed_duplicated_and_malformed_deliveries_change_nothing(serv
         accepted = controller.metric("mlstack_rollout_reconciles_total", trigger="webhook")
 
         duplicate = httpx.post(hook, content=real.body, headers=real.headers)
-        assert (duplicate.status_code, duplicate.json()["status"]) == (200, "duplicate")
+        assert (duplicate.status_code, duplicate.json().get("status")) == (200, "duplicate")
 
         forged = {
             **real.headers,
             **_signed(real.body, "forged-1", int(time.time()), secret="not-the-secret-0123"),
         }
         answer = httpx.post(hook, content=real.body, headers=forged)
-        assert (answer.status_code, answer.json()["rule"]) == (401, "bad_signature")
+        assert (answer.status_code, answer.json().get("rule")) == (401, "bad_signature")
         tampered = real.body.replace(served_model.model.encode(), b"another-model")
         answer = httpx.post(hook, content=tampered, headers=real.headers)
-        assert (answer.status_code, answer.json()["rule"]) == (401, "bad_signature")
+        assert (answer.status_code, answer.json().get("rule")) == (401, "bad_signature")
         unsigned = {k: v for k, v in real.headers.items() if k != "x-mlflow-signature"}
         answer = httpx.post(hook, content=real.body, headers=unsigned)
-        assert (answer.status_code, answer.json()["rule"]) == (401, "missing_header")
+        assert (answer.status_code, answer.json().get("rule")) == (401, "missing_header")
 
         for body, rule in (
             (b"{not json", "not_json"),
             (b'{"entity": "model_version_alias", "action": "created", "data": {}}', "required"),
         ):
             answer = httpx.post(hook, content=body, headers=_signed(body, f"bad-{rule}", int(time.time())))
-            assert (answer.status_code, answer.json()["rule"]) == (400, rule)
+            assert (answer.status_code, answer.json().get("rule")) == (400, rule)
 
         # MLflow's real delivery replayed once its timestamp is out of the window
         time.sleep(max(0.0, int(real.headers["x-mlflow-timestamp"]) + tolerance + 1.5 - time.time()))
         answer = httpx.post(hook, content=real.body, headers=real.headers)
-        assert (answer.status_code, answer.json()["rule"]) == (401, "timestamp_outside_window")
+        assert (answer.status_code, answer.json().get("rule")) == (401, "timestamp_outside_window")
         # an old delivery signed anew under a new id is still old
         old = _signed(real.body, "replayed-2", int(time.time()) - 3600)
         answer = httpx.post(hook, content=real.body, headers=old)
-        assert (answer.status_code, answer.json()["rule"]) == (401, "timestamp_outside_window")
+        assert (answer.status_code, answer.json().get("rule")) == (401, "timestamp_outside_window")
 
         time.sleep(2)  # retry_seconds is 1: anything queued would have been reconciled by now
         assert served_model.serving() == ("1", None)
