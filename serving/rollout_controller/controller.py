@@ -145,11 +145,14 @@ class Controller:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            item = self.reconciler.queue.get(self._stop, timeout=1.0)
+            # after the wait, before the reconcile: a resync queues its reconciles together with the
+            # registration, and registering first means an alias change MLflow announces no webhook
+            # for (made before the registration) is still seen by this resync, not the next one
             if self._registration_due.is_set() and self.elector.is_leader():
                 self._registration_due.clear()
                 # first time as leader: write the secret; at later resyncs repair drift only
                 self._register_webhook(update_secret=not self.webhook_registered)
-            item = self.reconciler.queue.get(self._stop, timeout=1.0)
             if item is None:
                 continue
             name, trigger, received = item

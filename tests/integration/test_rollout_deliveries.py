@@ -38,6 +38,9 @@ def test_forged_replayed_duplicated_and_malformed_deliveries_change_nothing(serv
     try:
         controller.wait_leading()
         controller.wait_reconciled()
+        # the leader registers its webhook before its first reconcile, so no alias change falls
+        # between the two (one would wait for the next resync, an hour away here)
+        assert controller.status()["webhook_registered"], controller.log_tail()
         # one real delivery from MLflow while cluster and registry agree (its reconcile is a no-op)
         served_model.client.set_registered_model_alias(served_model.model, "staging", "1")
         served_model.wait_for(lambda: any(r.status == 202 for r in relay.records), "a real delivery")
