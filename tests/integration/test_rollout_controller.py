@@ -172,6 +172,7 @@ def test_kubectl_model_moves_and_the_controller_converge_without_fighting(served
         controller.wait_reconciled()
         done = run_plugin("canary", ISVC, "--version", "2", "--percent", "20", env=env)
         assert done.returncode == 0, done.stderr
+        served_model.settled()  # as a user waits: promote refuses a canary KServe has not made Ready
         done = run_plugin("promote", ISVC, env=env)
         assert done.returncode == 0, done.stderr
         assert served_model.aliases() == {"champion": "2", "previous": "1"}
