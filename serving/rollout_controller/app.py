@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -101,7 +102,7 @@ def build_app(controller: Controller) -> Starlette:
         return json_response(200, {"status": "ok", "leader": controller.elector.is_leader()})
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app):
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         controller.start()
         try:
             yield

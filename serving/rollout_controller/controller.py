@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
 from mlstack.adapters import mlflow_webhooks
 from mlstack.adapters.kube import Kube
@@ -166,7 +167,7 @@ class Controller:
 
     # ------------------------------------------------------------------ what the HTTP side asks
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {
             "identity": self.identity,
             "leader": self.elector.is_leader(),

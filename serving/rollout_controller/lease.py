@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from mlstack.adapters.kube import Conflict, Kube
 from mlstack.core.errors import MlstackError
@@ -72,7 +73,7 @@ class LeaderElector:
         """True while this replica holds the Lease and renewed it within the renew deadline."""
         return self._renewed_at is not None and self.clock() - self._renewed_at < self.renew_deadline
 
-    def _record(self, holder: str, acquire: str, transitions: int, duration: float) -> dict:
+    def _record(self, holder: str, acquire: str, transitions: int, duration: float) -> dict[str, Any]:
         now = micro_time()
         return {
             "holderIdentity": holder,
@@ -82,7 +83,7 @@ class LeaderElector:
             "leaseTransitions": transitions,
         }
 
-    def _observe(self, lease: dict) -> None:
+    def _observe(self, lease: dict[str, Any]) -> None:
         spec = lease.get("spec") or {}
         raw = json.dumps(spec, sort_keys=True)
         if raw != self._observed_raw:  # the record changed: its lease duration counts from now
@@ -156,7 +157,9 @@ class LeaderElector:
             log.warning("lease %s: could not release: %s", self.name, exc)
 
 
-def ownership(lease: dict | None, inference_service: str, now: datetime | None = None) -> dict:
+def ownership(
+    lease: dict[str, Any] | None, inference_service: str, now: datetime | None = None
+) -> dict[str, Any]:
     """Whether a rollout controller manages ``inference_service``, from its Lease (``kubectl model status``).
 
     ``state``: ``active`` (listed, and the holder renewed within the lease duration), ``stale`` (listed,

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from mlstack.core import rollout
 
@@ -89,7 +90,7 @@ def _desired(state: rollout.CanaryState, champion: str, challenger: str | None, 
 
 
 def plan(
-    obj: dict,
+    obj: dict[str, Any],
     aliases: dict[str, str] | None,
     *,
     initial_percent: int,
@@ -145,7 +146,7 @@ def registry_ops(decided: Plan, move: rollout.Move, aliases: dict[str, str]) -> 
     return kept
 
 
-def foreign_change_age(obj: dict, manager: str, now: datetime) -> float | None:
+def foreign_change_age(obj: dict[str, Any], manager: str, now: datetime) -> float | None:
     """Seconds since a client other than ``manager`` last wrote the spec (managedFields), or None.
 
     The API server stamps each manager's managedFields entry with the time it last changed a field

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mlstack.adapters import model_aliases
 from mlstack.adapters.kube import Conflict, Kube, NotFound
@@ -189,7 +190,7 @@ class Reconciler:
         state.last_move = note
         return "moved", note, retry
 
-    def _build(self, decided: Plan, obj: dict, aliases: dict[str, str], model: str) -> rollout.Move:
+    def _build(self, decided: Plan, obj: dict[str, Any], aliases: dict[str, str], model: str) -> rollout.Move:
         if decided.action in (Action.START, Action.SWITCH):
             version = str(decided.version)
             # mlflow-artifacts:/ locations mapped onto the server's --artifacts-destination, which the
@@ -211,7 +212,7 @@ class Reconciler:
             return
         self._event(obj, "Warning", "Reconcile", reason, message)
 
-    def _event(self, obj: dict, kind: str, action: str, reason: str, note: str) -> None:
+    def _event(self, obj: dict[str, Any], kind: str, action: str, reason: str, note: str) -> None:
         meta = obj.get("metadata") or {}
         body = {
             "apiVersion": "events.k8s.io/v1",
