@@ -104,7 +104,13 @@ def _summary(result: dict) -> str:
         lines.append(f"  {name:32s} {entry['method']:14s} {score}  {' '.join(flags)}")
     prediction = result.get("prediction_drift")
     if prediction:
-        lines.append(f"  prediction drift ({prediction['method']}): {prediction['score']:.4f}")
+        lines.append(
+            f"  prediction drift on {prediction['column']} ({prediction['method']}): {prediction['score']:.4f}"
+            f"{'  drift' if prediction['drifted'] else ''}"
+        )
+    for column, status in (result.get("outputs") or {}).items():
+        if status != "judged":
+            lines.append(f"  output {column}: {status}")
     perf = result.get("performance") or {}
     if perf.get("online"):
         lines.append(

@@ -50,6 +50,58 @@ def pin_methods(
     return pinned
 
 
+@dataclass(frozen=True)
+class PredictionOutput:
+    """The model output prediction drift is judged on, and what became of the other outputs."""
+
+    column: str | None  # "probability", "prediction" or None (no output to judge)
+    pinned: PinnedMethod | None
+    outputs: dict[str, str]  # output column -> "judged" or why it was not
+
+
+def _present(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column].notna() if column in frame.columns else pd.Series(False, index=frame.index)
+
+
+def prediction_output(
+    reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig
+) -> PredictionOutput:
+    """Judge the probability when every current answer carries one, else the predicted label.
+
+    The predictor returns probabilities only when a client asks for them, so a window of ordinary
+    traffic holds the label alone; a window where only some clients asked would judge a biased
+    share of rows on the probability, so the label (every answer has it) is judged then too. The
+    label is a category: ``categorical_method`` / ``categorical_threshold``.
+    """
+    outputs: dict[str, str] = {}
+    labelled = _present(current, "prediction")
+    with_probability = _present(current, "probability")
+    if not with_probability.any():
+        outputs["probability"] = "absent: no current row carries it"
+    elif not with_probability[labelled].all():
+        outputs["probability"] = (
+            f"partial: {int(with_probability[labelled].sum())} of {int(labelled.sum())} responses carry it; "
+            "the predicted label is judged instead"
+        )
+    elif not _present(reference, "probability").any():
+        outputs["probability"] = "absent from the reference"
+    else:
+        outputs["probability"] = "judged"
+        return PredictionOutput(
+            "probability", PinnedMethod(config.prediction_method, config.prediction_threshold), outputs
+        )
+    if not labelled.any():
+        outputs["prediction"] = "absent: no current row carries it"
+    elif not _present(reference, "prediction").any():
+        outputs["prediction"] = "absent from the reference"
+    else:
+        outputs["prediction"] = "judged"
+        return PredictionOutput(
+            "prediction", PinnedMethod(config.categorical_method, config.categorical_threshold), outputs
+        )
+    return PredictionOutput(None, None, outputs)
+
+
 def schema_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
     """Contract features missing from ``frame`` or holding values of the wrong type, as readable items."""
     report = validate(frame, contract, require_target=False)

@@ -86,12 +86,14 @@ def evaluate(
     judged = contract.model_copy(update={"features": [f for f in contract.features if f.name not in empty]})
     if not judged.features:
         raise CheckFailed(f"every feature of model {model!r} is empty in the reference or the window")
+    output = drift_checks.prediction_output(reference, current, config)
     snapshot, scores = drift_report.run_report(
         drift_checks.seeded_sample(reference, config.sample_rows, seed),
         drift_checks.seeded_sample(current, config.sample_rows, seed),
         judged,
         pinned,
         config,
+        output,
         timestamp=timestamp,
         metadata={"model": model, "version": str(version), "rows": rows},
         tags=[f"model={model}", f"version={version}"],
@@ -117,12 +119,13 @@ def evaluate(
     contract_broken = sorted(n for n in features if out_of_contract[n] > config.max_out_of_contract_share)
     distribution_drift = scores.drifted_share >= config.drift_share
     prediction = None
-    if scores.prediction is not None:
+    if scores.prediction is not None and output.pinned is not None:
         prediction = {
+            "column": output.column,
             "score": scores.prediction,
-            "method": config.prediction_method,
-            "threshold": config.prediction_threshold,
-            "drifted": bool(scores.prediction >= config.prediction_threshold),
+            "method": output.pinned.method,
+            "threshold": output.pinned.threshold,
+            "drifted": bool(scores.prediction >= output.pinned.threshold),
         }
     result = {
         "model": model,
@@ -133,6 +136,7 @@ def evaluate(
         "drifted_share": scores.drifted_share,
         "features": entries,
         "prediction_drift": prediction,
+        "outputs": output.outputs,
         "data_quality": {
             "distribution_drift": bool(distribution_drift),
             "missing_drifted": missing_drifted,

@@ -38,7 +38,11 @@ FEATURE_OUT_OF_CONTRACT = MetricDef(
     "mlstack_feature_out_of_contract_share", "Share of current rows breaking the data contract", ("feature",)
 )
 DRIFTED_SHARE = MetricDef("mlstack_drifted_features_share", "Share of features whose distribution drifted")
-PREDICTION_DRIFT = MetricDef("mlstack_prediction_drift_score", "Drift score of the predicted probability")
+PREDICTION_DRIFT = MetricDef(
+    "mlstack_prediction_drift_score",
+    "Drift score of the model's output: the probability, or the label when answers carry no probability",
+    ("column", "method"),
+)
 PREDICTION_DRIFTED = MetricDef("mlstack_prediction_drifted", "1 when prediction drift passed its threshold")
 DRIFT_DETECTED = MetricDef(
     "mlstack_drift_detected", "1 when the inputs drifted (distribution or missingness)"
@@ -106,7 +110,7 @@ def registry_for(result: dict, finished_at: float) -> CollectorRegistry:
         put(FEATURE_OUT_OF_CONTRACT, entry["out_of_contract_share"], feature=feature)
     prediction = result.get("prediction_drift")
     if prediction:
-        put(PREDICTION_DRIFT, prediction["score"])
+        put(PREDICTION_DRIFT, prediction["score"], column=prediction["column"], method=prediction["method"])
         put(PREDICTION_DRIFTED, _flag(prediction["drifted"]))
     perf = result.get("performance") or {}
     put(LABELED_ROWS, perf.get("labeled_rows"))

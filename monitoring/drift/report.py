@@ -13,11 +13,9 @@ from evidently.metrics import DriftedColumnsCount, ValueDrift
 
 from mlstack.core.contract import DataContract
 from mlstack.core.settings import DriftConfig
-from mlstack.monitoring.drift.checks import PinnedMethod
+from mlstack.monitoring.drift.checks import PinnedMethod, PredictionOutput
 
 log = logging.getLogger(__name__)
-
-PROBABILITY = "probability"
 
 
 @dataclass
@@ -30,7 +28,7 @@ class EvidentlyScores:
     prediction: float | None
 
 
-def _frame(data: pd.DataFrame, contract: DataContract, with_probability: bool) -> pd.DataFrame:
+def _frame(data: pd.DataFrame, contract: DataContract, prediction: PredictionOutput) -> pd.DataFrame:
     columns = {}
     for feature in contract.features:
         column = data[feature.name]
@@ -38,13 +36,16 @@ def _frame(data: pd.DataFrame, contract: DataContract, with_probability: bool) -
             columns[feature.name] = column.astype(object).where(column.notna(), None)
         else:
             columns[feature.name] = pd.to_numeric(column, errors="coerce").astype(float)
-    if with_probability:
-        columns[PROBABILITY] = pd.to_numeric(data[PROBABILITY], errors="coerce").astype(float)
+    if prediction.column == "probability":
+        columns["probability"] = pd.to_numeric(data["probability"], errors="coerce").astype(float)
+    elif prediction.column == "prediction":  # the label, as a category ("0"/"1"; missing stays None)
+        label = pd.to_numeric(data["prediction"], errors="coerce")
+        columns["prediction"] = label.map(lambda v: None if pd.isna(v) else str(int(v))).astype(object)
     return pd.DataFrame(columns, index=data.index)
 
 
 def build_report(
-    contract: DataContract, pinned: dict[str, PinnedMethod], config: DriftConfig, with_prediction: bool
+    contract: DataContract, pinned: dict[str, PinnedMethod], config: DriftConfig, prediction: PredictionOutput
 ) -> Report:
     """The report: pinned per-feature ValueDrift, the drifted-columns count and prediction drift.
 
@@ -63,10 +64,12 @@ def build_report(
         ValueDrift(column=name, method=pinned[name].method, threshold=pinned[name].threshold)
         for name in features
     ]
-    if with_prediction:
+    if prediction.column is not None and prediction.pinned is not None:
         metrics.append(
             ValueDrift(
-                column=PROBABILITY, method=config.prediction_method, threshold=config.prediction_threshold
+                column=prediction.column,
+                method=prediction.pinned.method,
+                threshold=prediction.pinned.threshold,
             )
         )
     return Report(metrics)
@@ -78,29 +81,31 @@ def run_report(
     contract: DataContract,
     pinned: dict[str, PinnedMethod],
     config: DriftConfig,
+    prediction: PredictionOutput,
     *,
     timestamp: datetime | None = None,
     metadata: dict | None = None,
     tags: list[str] | None = None,
 ) -> tuple[Snapshot, EvidentlyScores]:
     """Run Evidently on (already sampled) frames; returns the snapshot and the scores in it."""
-    with_prediction = PROBABILITY in reference.columns and PROBABILITY in current.columns
-    definition = DataDefinition(
-        numerical_columns=contract.numeric_features + ([PROBABILITY] if with_prediction else []),
-        categorical_columns=contract.categorical_features,
-    )
-    report = build_report(contract, pinned, config, with_prediction)
+    numeric, categorical = contract.numeric_features, contract.categorical_features
+    if prediction.column == "probability":
+        numeric = [*numeric, "probability"]
+    elif prediction.column == "prediction":
+        categorical = [*categorical, "prediction"]
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    report = build_report(contract, pinned, config, prediction)
     snapshot = report.run(
-        Dataset.from_pandas(_frame(current, contract, with_prediction), data_definition=definition),
-        Dataset.from_pandas(_frame(reference, contract, with_prediction), data_definition=definition),
+        Dataset.from_pandas(_frame(current, contract, prediction), data_definition=definition),
+        Dataset.from_pandas(_frame(reference, contract, prediction), data_definition=definition),
         timestamp=timestamp,
         metadata=metadata or {},
         tags=tags or [],
     )
-    return snapshot, read_scores(snapshot, contract.feature_names)
+    return snapshot, read_scores(snapshot, contract.feature_names, prediction.column)
 
 
-def read_scores(snapshot: Snapshot, features: list[str]) -> EvidentlyScores:
+def read_scores(snapshot: Snapshot, features: list[str], prediction_column: str | None) -> EvidentlyScores:
     """Pull per-feature drift scores, the drifted count/share and the prediction score from a snapshot."""
     scores: dict[str, float] = {}
     prediction = None
@@ -109,7 +114,7 @@ def read_scores(snapshot: Snapshot, features: list[str]) -> EvidentlyScores:
         config = item["config"]
         kind = config.get("type", "")
         if kind.endswith(":ValueDrift"):
-            if config["column"] == PROBABILITY:
+            if config["column"] == prediction_column:
                 prediction = float(item["value"])
             else:
                 scores[config["column"]] = float(item["value"])

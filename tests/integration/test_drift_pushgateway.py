@@ -45,7 +45,7 @@ def _result(version: str, status: str = "ok") -> dict:
                 "out_of_contract_share": 0.0,
             },
         },
-        "prediction_drift": {"score": 0.3, "method": "wasserstein", "drifted": True},
+        "prediction_drift": {"column": "probability", "score": 0.3, "method": "wasserstein", "drifted": True},
         "performance": {
             "labeled_rows": 0,
             "online": None,
@@ -86,6 +86,10 @@ def test_metrics_land_with_labels_and_retired_versions_are_deleted(pushgateway):
     assert by_name[("mlstack_drift_detected", "3")] == 1.0
     assert by_name[("mlstack_drifted_features_share", "4")] == 0.25
     assert by_name[("mlstack_prediction_drift_score", "3")] == 0.3
+    (prediction,) = [
+        s for s in samples if s.name == "mlstack_prediction_drift_score" and s.labels["version"] == "3"
+    ]
+    assert (prediction.labels["column"], prediction.labels["method"]) == ("probability", "wasserstein")
     assert by_name[("mlstack_drift_rows", "3")] == 5000
     assert by_name[("mlstack_drift_last_success_timestamp_seconds", "4")] == 1_700_000_100
     assert by_name[("mlstack_offline_accuracy", "3")] == 0.88

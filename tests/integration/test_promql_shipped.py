@@ -93,7 +93,7 @@ def drift_result(version: str, status: str) -> dict:
                 "out_of_contract_share": 0.0,
             }
         },
-        "prediction_drift": {"score": 0.2, "drifted": True},
+        "prediction_drift": {"column": "probability", "score": 0.2, "method": "wasserstein", "drifted": True},
         "performance": {
             "labeled_rows": 900,
             "degraded": True,

@@ -143,3 +143,20 @@ def test_contract_from_a_reference_skips_prediction_and_payload_columns():
     contract = contract_from_frame(frame, "m")
     assert contract.feature_names == ["a", "b"]
     assert contract.feature("b").type == "categorical"
+
+
+def test_prediction_drift_falls_back_to_the_label_when_probabilities_are_partial(reference):
+    """Only some clients asked for probabilities: judging those rows alone would be a biased sample."""
+    ref = reference.assign(prediction=(reference["annual_income"] < 40_000).astype(int), probability=0.3)
+    current = generate(3000, seed=8)
+    current["prediction"] = (current["annual_income"] < 40_000).astype(float)
+    current["probability"] = float("nan")
+    current.loc[current.index[:100], "probability"] = 0.3
+    result = evaluate("loan", "2", ref, current, CONTRACT, DriftConfig()).result
+    assert result["prediction_drift"]["column"] == "prediction"
+    assert result["prediction_drift"]["method"] == "jensenshannon"
+    assert result["outputs"]["probability"].startswith("partial: 100 of 3000 responses carry it")
+    assert result["outputs"]["prediction"] == "judged"
+    complete = evaluate("loan", "2", ref, current.assign(probability=0.3), CONTRACT, DriftConfig()).result
+    assert complete["prediction_drift"]["column"] == "probability"
+    assert complete["prediction_drift"]["score"] == 0.0

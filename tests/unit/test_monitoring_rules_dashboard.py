@@ -84,7 +84,12 @@ def _pushed_names() -> set[str]:
                 "out_of_contract_share": 0.0,
             }
         },
-        "prediction_drift": {"score": 0.1, "drifted": False},
+        "prediction_drift": {
+            "column": "prediction",
+            "score": 0.1,
+            "method": "jensenshannon",
+            "drifted": False,
+        },
         "performance": {
             "labeled_rows": 5,
             "degraded": False,
