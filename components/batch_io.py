@@ -2,8 +2,9 @@
 
 Parquet is read one row group and ``chunk_rows`` rows at a time (``core.data.parquet_batches``); CSV is streamed with
 ``pyarrow.csv.open_csv``. Outputs are written row group by row group with a ``ParquetWriter`` to a
-temporary object that is moved into place only when every chunk has been written, so a failed run
-never leaves a half-written predictions file under the final name.
+temporary object; the predictions and rejects files are moved into place only when both have been
+written whole, so a failed run (a full disk included) leaves neither a half-written file nor a
+temporary one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 
 from mlstack.core import storage
 from mlstack.core.data import DataError, parquet_batches
+from mlstack.core.errors import MlstackError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,19 @@ def open_batches(uri: str, chunk_rows: int, text_columns: Sequence[str] = ()) ->
         raise DataError(f"cannot read {uri}: {exc}") from exc
 
 
+def input_schema(uri: str) -> pa.Schema:
+    """The column names and types of an input, read from its head (CSV) or metadata (Parquet)."""
+    fs, path = storage.filesystem(uri)
+    try:
+        if is_csv(uri):
+            with fs.open_input_stream(path, compression="detect") as stream:
+                options = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+                return pacsv.open_csv(stream, read_options=options).schema
+        return parquet_batches(fs, path, 1)[0]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read {uri}: {exc}") from exc
+
+
 def _open_csv(fs, path: str, uri: str, chunk_rows: int, text_columns: list[str]) -> ChunkedInput:
     stream = fs.open_input_stream(path, compression="detect")
     reader = pacsv.open_csv(
@@ -109,38 +125,90 @@ def _guarded(batches: Iterator[pa.RecordBatch], uri: str) -> Iterator[pa.RecordB
 
 
 class ParquetSink:
-    """Write record batches to one Parquet file (local or s3://), published atomically on ``commit``."""
+    """Write record batches to one Parquet file (local or s3://) under a temporary name.
+
+    ``finish`` writes the footer, ``publish`` moves the file into place, ``abort`` removes it and
+    never raises. ``commit_together`` publishes several sinks only when all of them finished, so a
+    full disk or a lost bucket never leaves a temporary file or one file of a failed run behind.
+    """
 
     def __init__(self, uri: str, schema: pa.Schema) -> None:
         self.uri = uri
         self.rows = 0
+        self.schema = schema
         self._fs, self._path = storage.filesystem(uri)
         parent, _, name = self._path.rpartition("/")
         self._tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-        if isinstance(self._fs, pafs.LocalFileSystem):
-            self._fs.create_dir(parent, recursive=True)
-        self._stream = self._fs.open_output_stream(self._tmp)
-        self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
-        self.schema = schema
+        self._writer: pq.ParquetWriter | None = None
+        self._stream = None
+        self._published = False
+        with self._failure("open"):
+            if isinstance(self._fs, pafs.LocalFileSystem):
+                self._fs.create_dir(parent, recursive=True)
+            self._stream = self._fs.open_output_stream(self._tmp)
+            self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
+
+    @contextmanager
+    def _failure(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:  # ENOSPC, EACCES, EROFS, an S3 error: one sentence that names the file
+            reason = " ".join(str(exc).split())
+            raise MlstackError(
+                f"cannot {doing} {self.uri}: {reason}; nothing was published and the temporary files "
+                "were removed: free space or fix access, then run again"
+            ) from exc
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._writer.write_table(table)
+            assert self._writer is not None
+            with self._failure("write"):
+                self._writer.write_table(table)
             self.rows += table.num_rows
 
-    def commit(self) -> str:
-        self._writer.close()
-        self._stream.close()
-        self._fs.move(self._tmp, self._path)
+    def finish(self) -> None:
+        """Write the footer and close the temporary file (the step a full disk most often fails)."""
+        with self._failure("write"):
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+
+    def publish(self) -> str:
+        with self._failure("publish"):
+            self._fs.move(self._tmp, self._path)
+        self._published = True
         log.info("wrote %d rows to %s", self.rows, self.uri)
         return self.uri
 
     def abort(self) -> None:
+        """Remove what this sink wrote (the temporary file, or the published file); never raises."""
+        for close in (self._writer, self._stream):
+            if close is not None:
+                try:
+                    close.close()
+                except OSError:
+                    pass  # the footer of a full disk: the file goes anyway
+        self._writer = self._stream = None
+        target = self._path if self._published else self._tmp
         try:
-            self._writer.close()
-            self._stream.close()
-        finally:
-            try:
-                self._fs.delete_file(self._tmp)
-            except OSError:
-                log.warning("could not remove temporary file %s", self._tmp)
+            self._fs.delete_file(target)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.warning("could not remove %s", target)
+
+
+def commit_together(*sinks: ParquetSink) -> None:
+    """Finish every sink, then publish them in order; on any failure remove them all and re-raise."""
+    try:
+        for sink in sinks:
+            sink.finish()
+        for sink in sinks:
+            sink.publish()
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise

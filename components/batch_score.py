@@ -22,17 +22,23 @@ import numpy as np
 import pyarrow as pa
 
 from mlstack.adapters import mlflow as mlflow_adapter
+from mlstack.components import batch_preflight as preflight
 from mlstack.components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
-from mlstack.components.batch_io import ParquetSink, default_rejects_uri, expand_uri, open_batches
+from mlstack.components.batch_io import (
+    ParquetSink,
+    commit_together,
+    default_rejects_uri,
+    expand_uri,
+    open_batches,
+)
 from mlstack.core.data import DataError, fingerprint_uri
 from mlstack.core.model import LoadedModel
 from mlstack.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-LINEAGE_COLUMNS = ["row_number", "prediction", "probability", "model_name", "model_version"]
-LINEAGE_COLUMNS += ["input_fingerprint", "run_id"]
-REJECT_COLUMNS = ["row_number", "reject_reason"]
+LINEAGE_COLUMNS = preflight.PREDICTION_COLUMNS
+REJECT_COLUMNS = preflight.REJECT_COLUMNS
 
 
 @dataclass
@@ -54,6 +60,7 @@ class BatchSummary:
     reasons: dict[str, int] = field(default_factory=dict)
     engine: str = "sklearn"  # the online predictor's choice: onnx when the version's artifact verifies
     engine_reason: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
@@ -145,30 +152,42 @@ def score_table(
     output_uri = expand_uri(output_uri, run_id)
     rejects_uri = expand_uri(rejects_uri, run_id) if rejects_uri else default_rejects_uri(output_uri)
     refuse_overlap(input_uri, output_uri, rejects_uri)
+    preflight.check_input(input_uri)
+    for uri in (output_uri, rejects_uri):
+        preflight.check_writable(uri)
     features = model.feature_names
     source = open_batches(input_uri, chunk_rows, text_columns=features)
+    replaced = preflight.check_columns(source.schema, input_uri)
     missing = [name for name in features if name not in source.schema.names]
     if missing:
         raise DataError(
             f"{input_uri} lacks the contract columns {missing} of model {model.name} v{model.version}; "
             "every row would be rejected: check the input file or the model"
         )
-    digest = fingerprint_uri(input_uri, chunk_rows)
-    summary = BatchSummary(model.name, model.version, input_uri, output_uri, rejects_uri, digest, run_id)
+    summary = BatchSummary(model.name, model.version, input_uri, output_uri, rejects_uri, "", run_id)
+    if replaced:
+        summary.warnings.append(
+            f"the input is an earlier batch output: its columns {replaced} are replaced by this run's"
+        )
+        log.warning(summary.warnings[-1])
     summary.engine, summary.engine_reason = model.engine, model.engine_reason
     if model.compiled is None:
         log.warning("scoring %s v%s with scikit-learn: %s", model.name, model.version, model.engine_reason)
-    lineage = {
-        "model_name": model.name,
-        "model_version": model.version,
-        "input_fingerprint": digest,
-        "run_id": run_id,
-    }
     schema = _output_schema(source.schema, model)
     reject_schema = _rejects_schema(source.schema)
-    scored_sink, reject_sink = ParquetSink(output_uri, schema), ParquetSink(rejects_uri, reject_schema)
+    sinks: list[ParquetSink] = []
     counts: dict[str, int] = {}
     try:
+        sinks = [ParquetSink(rejects_uri, reject_schema)]
+        sinks.append(ParquetSink(output_uri, schema))
+        reject_sink, scored_sink = sinks
+        summary.input_fingerprint = fingerprint_uri(input_uri, chunk_rows)
+        lineage = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "input_fingerprint": summary.input_fingerprint,
+            "run_id": run_id,
+        }
         for batch in source.batches:
             rows = np.arange(summary.rows, summary.rows + batch.num_rows, dtype=np.int64)
             reasons, parsed = check_chunk(features_frame(batch, model.contract), model.contract)
@@ -182,11 +201,10 @@ def score_table(
                 for rule, count in reason_counts(reasons).items():
                     counts[rule] = counts.get(rule, 0) + count
             summary.rows += batch.num_rows
-        scored_sink.commit()
-        reject_sink.commit()
+        commit_together(reject_sink, scored_sink)  # the predictions file appears last, and only whole
     except BaseException:
-        scored_sink.abort()
-        reject_sink.abort()
+        for sink in sinks:
+            sink.abort()
         raise
     summary.scored, summary.rejected = scored_sink.rows, reject_sink.rows
     summary.reasons = counts

@@ -60,6 +60,19 @@ def _arguments(settings, model, input_uri, output, rejects) -> dict:
     }
 
 
+def _preflight(input_uri: str, output: str, rejects: str | None) -> None:
+    """What would fail the run, checked before the pipeline starts: the input file, its columns,
+    the output folders (the scoring step checks again where it runs)."""
+    from mlstack.components import batch_preflight as preflight
+    from mlstack.components.batch_io import default_rejects_uri, expand_uri, input_schema
+
+    preflight.check_input(input_uri)
+    preflight.check_columns(input_schema(input_uri), input_uri)
+    out = expand_uri(output, "preflight")
+    for uri in (out, expand_uri(rejects, "preflight") if rejects else default_rejects_uri(out)):
+        preflight.check_writable(uri)
+
+
 @app.command("run")
 def run_cmd(
     model: ModelOption,
@@ -77,8 +90,6 @@ def run_cmd(
 ) -> None:
     """Score a table once: resolve the model, reject rows that break its contract, write predictions with lineage."""
     from mlstack.adapters import mlflow as mlflow_adapter
-    from mlstack.core import storage  # pyarrow: imported by the command, not by every `mlstack` start
-    from mlstack.core.data import DataError
     from mlstack.pipelines.batch_scoring import run_batch_locally
 
     if not local:
@@ -87,8 +98,7 @@ def run_cmd(
         )
     settings = settings_from(config, batch={"chunk_rows": chunk_rows})
     arguments = _arguments(settings, model, input_uri, output, rejects)
-    if not storage.exists(input_uri):
-        raise DataError(f"no data at {input_uri}: check the path or the s3 endpoint/credentials")
+    _preflight(input_uri, output, rejects)
     # an unknown model or alias: one clear line, not a failed task
     mlflow_adapter.from_settings(settings).resolve(model)
     summary = run_batch_locally(settings, arguments, show_progress=not as_json)
@@ -102,6 +112,8 @@ def run_cmd(
             f"v{summary['model_version']} ({summary['rejected']} rejected) -> {summary['output']}"
             + (f"; rejects -> {summary['rejects']}" if summary["rejected"] else "")
         )
+    for warning in summary.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
     if summary["rows"] and not summary["scored"]:
         raise CheckFailed(
             f"every one of the {summary['rows']} rows was rejected (reasons in {summary['rejects']}): "
