@@ -13,8 +13,8 @@ import typer
 import yaml
 
 from mlstack.adapters import model_aliases
+from mlstack.cli.manifest_file import ManifestFile
 from mlstack.core import isvc, rollout
-from mlstack.core.errors import UsageError
 from mlstack.core.settings import Settings
 
 if TYPE_CHECKING:  # the kubernetes client is imported only when a command talks to a cluster
@@ -41,10 +41,12 @@ class CommandScope:
     dry_run: bool
     filename: Path | None
     settings: Settings
+    manifest: ManifestFile | None = None  # the -f file, read by load
 
     def load(self) -> tuple[dict, Kube | None]:
         if self.filename:
-            return _read_manifest(self.filename, self.name), None
+            self.manifest = ManifestFile.read(self.filename, self.name, self.namespace)
+            return self.manifest.object, None
         from mlstack.adapters.kube import Kube
 
         # named in managedFields: the rollout controller leaves a fresh change by kubectl-model alone
@@ -57,25 +59,6 @@ class CommandScope:
         return {} if kube is None else model_aliases.aliases(self.settings, isvc.registered_model(obj))
 
 
-def _read_manifest(path: Path, name: str) -> dict:
-    if path.is_dir():
-        raise UsageError(f"{path}: is a directory, expected a manifest file")
-    if not path.is_file():
-        raise UsageError(f"{path}: file not found")
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:  # PyYAML's text spans lines: one line, the file named first
-        raise UsageError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
-    found = [
-        d
-        for d in docs
-        if d.get("kind") == "InferenceService" and (d.get("metadata") or {}).get("name") == name
-    ]
-    if not found:
-        raise UsageError(f"{path} holds no InferenceService named {name!r}")
-    return found[0]
-
-
 _SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
 
 
@@ -84,6 +67,12 @@ def _manifest(obj: dict) -> dict:
     manifest = {k: v for k, v in obj.items() if k != "status"}
     manifest["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
     return manifest
+
+
+def print_manifest(target: CommandScope, obj: dict) -> None:
+    """Print the -f file with the InferenceService replaced by ``obj`` (as a manifest to apply)."""
+    assert target.manifest is not None  # load() read it
+    typer.echo(target.manifest.render(_manifest(obj), target.output))
 
 
 def dump(obj, output: Output | None) -> str:
@@ -103,11 +92,13 @@ def execute(
     notes = [op.describe() for op in move.alias_ops]
     if not move.patches:  # a no-op move: nothing to send, nothing to move in the registry
         typer.echo(f"{move.kind}: {move.summary}", err=target.output in (Output.json, Output.yaml))
-        if target.output in (Output.json, Output.yaml) or kube is None:
-            typer.echo(dump(_manifest(obj) if kube is None else obj, target.output))
+        if kube is None:
+            print_manifest(target, obj)
+        elif target.output in (Output.json, Output.yaml):
+            typer.echo(dump(obj, target.output))
         return move, []
     if kube is None:
-        typer.echo(dump(_manifest(move.result(obj)), target.output))
+        print_manifest(target, move.result(obj))
         if notes:
             typer.echo("registry moves to make once applied: " + "; ".join(notes), err=True)
         return move, []
