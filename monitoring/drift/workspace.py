@@ -1,8 +1,11 @@
 """Store drift snapshots in an Evidently workspace (one project per model) and HTML reports beside it.
 
-A local directory is used directly, so ``evidently ui --workspace DIR`` shows the history. An
-``s3://`` workspace is staged: project metadata is copied down, the run is added locally, and the
-new files are uploaded under the same layout.
+``evidently ui --workspace DIR`` (or the chart's Evidently UI on the same bucket) shows the history.
+Every workspace, a local directory as well as ``s3://``, is staged: the projects' metadata files
+are copied into a temporary workspace, Evidently adds the run there with its own writer, and the
+new files are copied back under the same layout. Opening the real workspace would make Evidently
+parse every snapshot it holds (evidently@0.7.23 ui/service/storage/local/base.py
+``LocalState.reload``): a drift job every 15 minutes would spend longer on that each run, forever.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _add_local(path: str, model: str, snapshot) -> tuple[str, str]:
 
 
 def _stage_projects(uri: str, staging: Path) -> None:
-    """Copy each project's metadata file from an S3 workspace into ``staging``."""
+    """Copy each project's metadata file (never its snapshots) from a workspace into ``staging``."""
     fs, root = storage.filesystem(uri)
     selector = pafs.FileSelector(root, allow_not_found=True, recursive=False)
     for info in fs.get_file_info(selector):
@@ -57,9 +60,6 @@ def _stage_projects(uri: str, staging: Path) -> None:
 
 def add_snapshot(workspace_uri: str, model: str, snapshot) -> dict:
     """Add ``snapshot`` to the model's project; returns {"project", "snapshot"} ids."""
-    if not storage.is_s3(workspace_uri):
-        project_id, snapshot_id = _add_local(str(storage.filesystem(workspace_uri)[1]), model, snapshot)
-        return {"project": project_id, "snapshot": snapshot_id}
     with tempfile.TemporaryDirectory(prefix="mlstack-workspace-") as tmp:
         staging = Path(tmp)
         _stage_projects(workspace_uri, staging)

@@ -64,3 +64,23 @@ def test_history_is_visible_in_the_evidently_ui(tmp_path):
         assert sorted(s["timestamp"][:16] for s in snapshots) == ["2026-11-27T08:00", "2026-11-27T08:15"]
     finally:
         stop(ui, timeout=20)
+
+
+def test_adding_a_run_does_not_read_the_history(tmp_path):
+    """Each run adds one file; it never parses the snapshots already there (they grow every 15 minutes).
+
+    Evidently's own local workspace parses every stored snapshot when opened; a history file that
+    cannot be parsed shows whether the job still does that.
+    """
+    contract = loan_contract()
+    reference = generate(3000, seed=1)
+    root = tmp_path / "ws"
+    first = evaluate("loan", "3", reference, generate(2000, seed=10), contract, DriftConfig())
+    ids = workspace.add_snapshot(str(root), "loan", first.snapshot)
+    history = root / ids["project"] / "snapshots"
+    (history / "01900000-0000-7000-8000-000000000000.json").write_text("{not json: a snapshot from long ago")
+    second = evaluate("loan", "3", reference, generate(2000, seed=11), contract, DriftConfig())
+    added = workspace.add_snapshot(str(root), "loan", second.snapshot)
+    assert added["project"] == ids["project"]
+    assert (history / f"{added['snapshot']}.json").is_file()
+    assert len(list(history.glob("*.json"))) == 3
