@@ -203,7 +203,8 @@ class DriftConfig(_Strict):
 
     Numeric features use ``numeric_method``; categorical ones, and numeric ones with at most
     ``low_cardinality`` distinct reference values, use ``categorical_method`` (Evidently's own
-    choice for large references), pinned from the reference so sampling can never switch them.
+    choice for large references), pinned from the reference so the window can never switch them.
+    The statistics use every row of both sides (no sampling).
     """
 
     min_rows: int = Field(
@@ -236,13 +237,6 @@ class DriftConfig(_Strict):
     min_labeled: int = Field(200, ge=1, description="Labelled rows needed to judge online performance.")
     max_accuracy_drop: float = Field(0.03, gt=0, description="Allowed online accuracy drop versus offline.")
     max_roc_auc_drop: float = Field(0.05, gt=0, description="Allowed online ROC AUC drop versus offline.")
-    # 20,000 keeps the normed-Wasserstein sampling error near 0.01 against the threshold 0.1
-    sample_rows: int = Field(
-        20000,
-        ge=1000,
-        description="Seeded rows per side Evidently runs on (missing/contract shares use all).",
-    )
-    sample_seed: int = Field(0, description="Seed of that sample.")
     schedule: str = Field("*/15 * * * *", description="Cron of the drift CronJob.")
     window: str = Field("1h", description="Payload-log window ending now, e.g. 15m, 1h, 2d.")
     workspace: str | None = Field(

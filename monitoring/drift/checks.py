@@ -1,4 +1,4 @@
-"""Pure pieces of the drift job: pinned methods, schema checks, sampling, data quality, performance.
+"""Pure pieces of the drift job: pinned methods, the output judged for prediction drift, performance.
 
 Everything here takes DataFrames and settings and returns plain data; Evidently, storage and
 Prometheus live in the shell modules (``report``, ``job``, ``metrics`` of this package).
@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mlstack.core.contract import DataContract
 from mlstack.core.labels import binary_series
 from mlstack.core.settings import DriftConfig
-from mlstack.core.validation import validate
 
 PREDICTION_COLUMNS = ("prediction", "probability")
 LABEL_COLUMN = "label"
@@ -30,19 +28,20 @@ class PinnedMethod:
 
 
 def pin_methods(
-    reference: pd.DataFrame, contract: DataContract, config: DriftConfig
+    distinct: dict[str, int], contract: DataContract, config: DriftConfig
 ) -> dict[str, PinnedMethod]:
     """Choose each feature's drift method from its contract type and the reference alone.
 
-    Numeric features with at most ``config.low_cardinality`` distinct reference values are binned
-    like categories (Evidently makes the same choice for references above 1000 rows); the choice
-    never depends on the current window, so sampling or a small window cannot switch it.
+    ``distinct`` holds the number of distinct finite reference values of numeric features. Those
+    with at most ``config.low_cardinality`` are binned like categories (Evidently makes the same
+    choice for references above 1000 rows, counting both sides); the choice never depends on
+    the current window, so a small window cannot switch it.
     """
     pinned = {}
     for feature in contract.features:
         categorical = feature.is_categorical
-        if not categorical and feature.name in reference.columns:
-            categorical = reference[feature.name].nunique(dropna=True) <= config.low_cardinality
+        if not categorical and feature.name in distinct:
+            categorical = distinct[feature.name] <= config.low_cardinality
         if categorical:
             pinned[feature.name] = PinnedMethod(config.categorical_method, config.categorical_threshold)
         else:
@@ -100,53 +99,6 @@ def prediction_output(
             "prediction", PinnedMethod(config.categorical_method, config.categorical_threshold), outputs
         )
     return PredictionOutput(None, None, outputs)
-
-
-def schema_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
-    """Contract features missing from ``frame`` or holding values of the wrong type, as readable items."""
-    report = validate(frame, contract, require_target=False)
-    problems = []
-    for violation in report.violations:
-        if violation.rule == "missing_column":
-            problems.append(f"{violation.column} (missing)")
-        elif violation.rule == "wrong_type":
-            problems.append(f"{violation.column} ({violation.message})")
-    return problems
-
-
-def seeded_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """At most ``rows`` rows drawn without replacement with a fixed seed (all rows when fewer)."""
-    if len(frame) <= rows:
-        return frame
-    picked = np.random.default_rng(seed).choice(len(frame), size=rows, replace=False)
-    picked.sort()
-    return frame.iloc[picked]
-
-
-def empty_features(reference: pd.DataFrame, current: pd.DataFrame, contract: DataContract) -> list[str]:
-    """Features with no value at all on one side (100% missing): no distribution to compare."""
-    return [
-        name
-        for name in contract.feature_names
-        if any(name not in frame.columns or frame[name].isna().all() for frame in (reference, current))
-    ]
-
-
-def missing_shares(frame: pd.DataFrame, features: list[str]) -> dict[str, float]:
-    """Share of missing values per feature (1.0 for an absent column)."""
-    if frame.empty:
-        return {name: 0.0 for name in features}
-    return {name: float(frame[name].isna().mean()) if name in frame.columns else 1.0 for name in features}
-
-
-def out_of_contract_shares(frame: pd.DataFrame, contract: DataContract) -> dict[str, float]:
-    """Per feature, the share of rows whose value breaks the contract (range, category, nullability)."""
-    report = validate(frame, contract, require_target=False)
-    shares = {name: 0.0 for name in contract.feature_names}
-    for violation in report.violations:
-        if violation.column in shares:
-            shares[violation.column] = min(1.0, shares[violation.column] + violation.share)
-    return shares
 
 
 def _classification_scores(labels: pd.Series, predictions: pd.Series, probabilities: pd.Series) -> dict:

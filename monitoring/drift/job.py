@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -19,9 +19,11 @@ from mlstack.core.contract import DataContract
 from mlstack.core.errors import CheckFailed, MlstackError
 from mlstack.core.settings import DriftConfig
 from mlstack.monitoring.drift import checks as drift_checks
-from mlstack.monitoring.drift import metrics, workspace
+from mlstack.monitoring.drift import judge, metrics, stats, workspace
 from mlstack.monitoring.drift import report as drift_report
+from mlstack.monitoring.drift.columns import Scorer, read_column, read_outputs
 from mlstack.monitoring.drift.inputs import DriftInputs, gather
+from mlstack.monitoring.drift.tables import FrameTable, Table
 
 log = logging.getLogger(__name__)
 
@@ -52,88 +54,114 @@ def _insufficient(
     }
 
 
+def _table(data: pd.DataFrame | Table) -> Table:
+    return FrameTable(data) if isinstance(data, pd.DataFrame) else data
+
+
 def evaluate(
     model: str,
     version: str,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: pd.DataFrame | Table,
+    current: pd.DataFrame | Table,
     contract: DataContract,
     config: DriftConfig,
     timestamp: datetime | None = None,
+    scorer: Scorer | None = None,
 ) -> Outcome:
-    """Judge ``current`` against ``reference``: never a 'no drift' verdict on too little data.
+    """Judge ``current`` against ``reference`` on every row: never a 'no drift' verdict on too little data.
 
-    Raises CheckFailed naming the columns when either frame does not match the contract.
+    ``scorer`` predicts rows that carry no model outputs. Raises CheckFailed naming the columns
+    when either side does not match the contract.
     """
-    rows = len(current)
+    reference, current = _table(reference), _table(current)
+    rows = current.rows
     if rows < config.min_rows:
         return Outcome(_insufficient(model, version, rows, config), None)
-    if len(reference) < config.min_rows:
+    if reference.rows < config.min_rows:
         message = (
-            f"the reference holds {len(reference)} rows, at least {config.min_rows} (drift.min_rows) "
+            f"the reference holds {reference.rows} rows, at least {config.min_rows} (drift.min_rows) "
             "needed; no drift verdict"
         )
         return Outcome(_insufficient(model, version, rows, config, message), None)
-    for name, frame in (("current", current), ("reference", reference)):
-        problems = drift_checks.schema_problems(frame, contract)
+    # the reference first (small): its columns pin the methods; then the window, one column at a time
+    ref_reads = {f.name: read_column(reference, contract, f, reference=True) for f in contract.features}
+    distinct = {
+        name: read.side.distinct
+        for name, read in ref_reads.items()
+        if isinstance(read.side, stats.NumericSide)
+    }
+    pinned = drift_checks.pin_methods(distinct, contract, config)
+    cur_reads, drifts = {}, []
+    for feature in contract.features:
+        read = read_column(current, contract, feature, reference=False)
+        ref_side = ref_reads[feature.name].side
+        if read.side is not None and ref_side is not None and not read.problem:
+            drifts.append(
+                judge.judge_feature(feature, ref_side, read.side, pinned[feature.name], (reference, current))
+            )
+        cur_reads[feature.name] = replace(read, side=None)  # the column's values go now
+    for name, reads in (("current", cur_reads), ("reference", ref_reads)):
+        problems = [read.problem for read in reads.values() if read.problem]
         if problems:
             raise CheckFailed(f"{name} data does not match model {model!r}'s contract: {', '.join(problems)}")
-    pinned = drift_checks.pin_methods(reference, contract, config)
-    seed = config.sample_seed
     # a feature with no value on one side has no distribution to compare (Evidently refuses an
     # empty column); it is judged by its missing share below, which is exactly the drift it shows
-    empty = drift_checks.empty_features(reference, current, contract)
-    judged = contract.model_copy(update={"features": [f for f in contract.features if f.name not in empty]})
-    if not judged.features:
+    if not drifts:
         raise CheckFailed(f"every feature of model {model!r} is empty in the reference or the window")
-    output = drift_checks.prediction_output(reference, current, config)
-    snapshot, scores = drift_report.run_report(
-        drift_checks.seeded_sample(reference, config.sample_rows, seed),
-        drift_checks.seeded_sample(current, config.sample_rows, seed),
-        judged,
-        pinned,
-        config,
-        output,
+    ref_outputs, cur_outputs = (
+        read_outputs(reference, contract, scorer),
+        read_outputs(current, contract, scorer),
+    )
+    output = drift_checks.prediction_output(ref_outputs, cur_outputs, config)
+    prediction_drift = judge.judge_prediction(ref_outputs, cur_outputs, output)
+    snapshot = drift_report.build_snapshot(
+        drifts,
+        prediction_drift,
+        config.drift_share,
         timestamp=timestamp,
         metadata={"model": model, "version": str(version), "rows": rows},
         tags=[f"model={model}", f"version={version}"],
     )
-    features = contract.feature_names
-    missing_ref = drift_checks.missing_shares(reference, features)
-    missing_cur = drift_checks.missing_shares(current, features)
-    out_of_contract = drift_checks.out_of_contract_shares(current, contract)
+    by_column = {drift.column: drift for drift in drifts}
+    missing_ref = {name: read.missing / reference.rows for name, read in ref_reads.items()}
+    missing_cur = {name: read.missing / rows for name, read in cur_reads.items()}
+    out_of_contract = {name: min(1.0, read.broken / rows) for name, read in cur_reads.items()}
     entries = {}
-    for name in features:
-        score = scores.features.get(name)
-        missing_rise = missing_cur[name] - missing_ref[name]
+    for name in contract.feature_names:
+        drift = by_column.get(name)
         entries[name] = {
-            "score": score,
-            "method": pinned[name].method if score is not None else "missing_share",
+            "score": None if drift is None else drift.score,
+            "method": pinned[name].method if drift is not None else "missing_share",
             "threshold": pinned[name].threshold,
-            "drifted": bool(score is not None and score >= pinned[name].threshold),
+            "drifted": bool(drift is not None and drift.drifted),
             "missing_share": {"reference": missing_ref[name], "current": missing_cur[name]},
-            "missing_drifted": bool(missing_rise > config.missing_share_increase),
+            "missing_drifted": bool(missing_cur[name] - missing_ref[name] > config.missing_share_increase),
             "out_of_contract_share": out_of_contract[name],
         }
+    # Evidently's DriftedColumnsCount: drifted among the columns judged, share of those
+    drifted_share = sum(drift.drifted for drift in drifts) / len(drifts)
     missing_drifted = sorted(n for n, e in entries.items() if e["missing_drifted"])
-    contract_broken = sorted(n for n in features if out_of_contract[n] > config.max_out_of_contract_share)
-    distribution_drift = scores.drifted_share >= config.drift_share
+    contract_broken = sorted(
+        n for n, share in out_of_contract.items() if share > config.max_out_of_contract_share
+    )
+    distribution_drift = drifted_share >= config.drift_share
     prediction = None
-    if scores.prediction is not None and output.pinned is not None:
+    if prediction_drift is not None:
         prediction = {
-            "column": output.column,
-            "score": scores.prediction,
-            "method": output.pinned.method,
-            "threshold": output.pinned.threshold,
-            "drifted": bool(scores.prediction >= output.pinned.threshold),
+            "column": prediction_drift.column,
+            "score": prediction_drift.score,
+            "method": prediction_drift.method,
+            "threshold": prediction_drift.threshold,
+            "drifted": prediction_drift.drifted,
         }
     result = {
         "model": model,
         "version": str(version),
         "rows": rows,
+        "reference_rows": reference.rows,
         "status": "ok",
         "drift_detected": bool(distribution_drift or missing_drifted or contract_broken),
-        "drifted_share": scores.drifted_share,
+        "drifted_share": drifted_share,
         "features": entries,
         "prediction_drift": prediction,
         "outputs": output.outputs,
@@ -142,11 +170,7 @@ def evaluate(
             "missing_drifted": missing_drifted,
             "out_of_contract": contract_broken,
         },
-        "performance": drift_checks.performance(reference, current, contract, config),
-        "sampled_rows": {
-            "reference": min(len(reference), config.sample_rows),
-            "current": min(rows, config.sample_rows),
-        },
+        "performance": drift_checks.performance(ref_outputs, cur_outputs, contract, config),
     }
     return Outcome(result, snapshot)
 
@@ -210,7 +234,14 @@ def run(
     )
     moment = now or datetime.now(UTC)
     outcome = evaluate(
-        inputs.model, inputs.version, inputs.reference, inputs.current, inputs.contract, config, moment
+        inputs.model,
+        inputs.version,
+        inputs.reference,
+        inputs.current,
+        inputs.contract,
+        config,
+        moment,
+        scorer=inputs.scorer,
     )
     result = outcome.result
     if inputs.since is not None and inputs.until is not None:  # set together
