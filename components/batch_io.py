@@ -67,7 +67,9 @@ def open_batches(uri: str, chunk_rows: int, text_columns: Sequence[str] = ()) ->
     try:
         if is_csv(uri):
             return _open_csv(fs, path, uri, chunk_rows, list(text_columns))
-        schema, batches = parquet_batches(fs, path, chunk_rows)
+        # decoding on this thread: batch scoring is measured per core, and Arrow's decode threads
+        # cost three times the CPU for the same rows (bench/results/batch.md)
+        schema, batches = parquet_batches(fs, path, chunk_rows, use_threads=False)
         return ChunkedInput(schema.remove_metadata(), _guarded(_without_metadata(batches), uri))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read {uri}: {exc}") from exc
@@ -146,7 +148,9 @@ class ParquetSink:
             if isinstance(self._fs, pafs.LocalFileSystem):
                 self._fs.create_dir(parent, recursive=True)
             self._stream = self._fs.open_output_stream(self._tmp)
-            self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
+            # dictionary pages for text only: numbers rarely repeat, and trying costs a quarter of the write
+            text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+            self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd", use_dictionary=text)
 
     @contextmanager
     def _failure(self, doing: str) -> Iterator[None]:

@@ -23,12 +23,14 @@ import pyarrow as pa
 
 from mlstack.adapters import mlflow as mlflow_adapter
 from mlstack.components import batch_preflight as preflight
-from mlstack.components.batch_checks import check_chunk, features_frame, ok_mask, reason_counts
+from mlstack.components.batch_checks import judge_chunk, reason_counts_of
+from mlstack.components.batch_fingerprint import fingerprint_parquet
 from mlstack.components.batch_io import (
     ParquetSink,
     commit_together,
     default_rejects_uri,
     expand_uri,
+    is_csv,
     open_batches,
 )
 from mlstack.core.data import DataError, fingerprint_uri
@@ -76,6 +78,7 @@ class BatchSummary:
             f"# Batch scoring: {self.model_name} v{self.model_version}\n\n"
             "| | |\n|---|---|\n"
             f"| input | `{self.input}` |\n| input fingerprint | `{self.input_fingerprint}` |\n"
+            f"| engine | {self.engine}: {self.engine_reason} |\n"
             f"| rows | {self.rows} |\n| scored | {self.scored} |\n| rejected | {self.rejected} |\n"
             f"| predicted positive | {self.positives} ({self.positives / max(self.scored, 1):.2%}) |\n"
             f"| predictions | `{self.output}` |\n| rejects | `{self.rejects}` |\n"
@@ -105,8 +108,14 @@ def _output_schema(input_schema: pa.Schema, model: LoadedModel) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage) -> pa.Table:
+def _constant(value: str, rows: int) -> pa.Array:
+    """One text value repeated (Arrow's take copies the bytes; no Python string per row)."""
+    return pa.array([value], pa.string()).take(pa.array(np.zeros(rows, dtype=np.int32)))
+
+
+def _scored_table(batch, keep, features, labels, proba, rows, schema, lineage) -> pa.Table:
     columns = []
+    mask = pa.array(keep)
     for item in schema:
         if item.name == "row_number":
             columns.append(pa.array(rows[keep], pa.int64()))
@@ -115,14 +124,28 @@ def _scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage) -> 
         elif item.name == "probability":
             columns.append(pa.array(proba, pa.float64()))
         elif item.name in lineage:
-            columns.append(pa.array(np.full(len(labels), lineage[item.name], dtype=object), pa.string()))
+            columns.append(_constant(lineage[item.name], len(labels)))
         elif batch.schema.field(item.name).type != item.type:  # a numeric feature parsed from text
-            columns.append(
-                pa.array(parsed[item.name].to_numpy()[keep], pa.float64(), from_pandas=True).cast(item.type)
-            )
+            columns.append(features[item.name].filter(mask).cast(item.type))
         else:
-            columns.append(batch.column(item.name).filter(pa.array(keep)))
+            columns.append(batch.column(item.name).filter(mask))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _predict(
+    model: LoadedModel, features: dict[str, pa.Array], keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(0/1 predictions, probabilities) of the kept rows on the model's engine.
+
+    The compiled engine is fed from Arrow directly (``OnnxEngine.predict_arrow``); scikit-learn
+    gets the pandas frame ``LoadedModel.predict`` takes. Same feeds as the online predictor.
+    """
+    mask = pa.array(keep)
+    kept = {name: column.filter(mask) for name, column in features.items()}
+    if model.compiled is not None:
+        proba = model.compiled.predict_arrow(kept)
+        return (proba >= model.threshold).astype(np.int64), proba
+    return model.predict(pa.table(kept).to_pandas())
 
 
 def _rejects_schema(input_schema: pa.Schema) -> pa.Schema:
@@ -131,10 +154,12 @@ def _rejects_schema(input_schema: pa.Schema) -> pa.Schema:
     return pa.schema([*fields, pa.field("row_number", pa.int64()), pa.field("reject_reason", pa.string())])
 
 
-def _rejects_table(batch, drop: np.ndarray, rows: np.ndarray, reasons, schema: pa.Schema) -> pa.Table:
+def _rejects_table(
+    batch, drop: np.ndarray, rows: np.ndarray, reasons: np.ndarray, schema: pa.Schema
+) -> pa.Table:
     mask = pa.array(drop)
     columns = [batch.column(item.name).filter(mask) for item in schema if item.name not in REJECT_COLUMNS]
-    columns += [pa.array(rows[drop], pa.int64()), pa.array(reasons.to_numpy()[drop], pa.string())]
+    columns += [pa.array(rows[drop], pa.int64()), pa.array(reasons[drop], pa.string())]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -181,7 +206,11 @@ def score_table(
         sinks = [ParquetSink(rejects_uri, reject_schema)]
         sinks.append(ParquetSink(output_uri, schema))
         reject_sink, scored_sink = sinks
-        summary.input_fingerprint = fingerprint_uri(input_uri, chunk_rows)
+        summary.input_fingerprint = (
+            fingerprint_uri(input_uri, chunk_rows)
+            if is_csv(input_uri)
+            else fingerprint_parquet(input_uri, chunk_rows)
+        )
         lineage = {
             "model_name": model.name,
             "model_version": model.version,
@@ -190,15 +219,17 @@ def score_table(
         }
         for batch in source.batches:
             rows = np.arange(summary.rows, summary.rows + batch.num_rows, dtype=np.int64)
-            reasons, parsed = check_chunk(features_frame(batch, model.contract), model.contract)
-            keep = ok_mask(reasons)
+            judged = judge_chunk(batch, model.contract)
+            keep = judged.keep
             if keep.any():
-                labels, proba = model.predict(parsed[keep])
-                scored_sink.write(_scored_table(batch, keep, parsed, labels, proba, rows, schema, lineage))
+                labels, proba = _predict(model, judged.features, keep)
+                scored_sink.write(
+                    _scored_table(batch, keep, judged.features, labels, proba, rows, schema, lineage)
+                )
                 summary.positives += int(labels.sum())
             if not keep.all():
-                reject_sink.write(_rejects_table(batch, ~keep, rows, reasons, reject_schema))
-                for rule, count in reason_counts(reasons).items():
+                reject_sink.write(_rejects_table(batch, ~keep, rows, judged.reasons, reject_schema))
+                for rule, count in reason_counts_of(judged.reasons).items():
                     counts[rule] = counts.get(rule, 0) + count
             summary.rows += batch.num_rows
         commit_together(reject_sink, scored_sink)  # the predictions file appears last, and only whole

@@ -109,9 +109,11 @@ def run_cmd(
     else:
         typer.echo(
             f"scored {summary['scored']} of {summary['rows']} rows with {summary['model_name']} "
-            f"v{summary['model_version']} ({summary['rejected']} rejected) -> {summary['output']}"
-            + (f"; rejects -> {summary['rejects']}" if summary["rejected"] else "")
+            f"v{summary['model_version']} on {summary['engine']} ({summary['rejected']} rejected) "
+            f"-> {summary['output']}" + (f"; rejects -> {summary['rejects']}" if summary["rejected"] else "")
         )
+    # which engine answered, and why (stderr: --json keeps stdout for the documented keys)
+    typer.echo(f"engine: {summary['engine']}: {summary['engine_reason']}", err=True)
     for warning in summary.get("warnings", []):
         typer.echo(f"warning: {warning}", err=True)
     if summary["rows"] and not summary["scored"]:

@@ -224,3 +224,5 @@ def test_output_folder_is_created_when_missing(registered_loan_model, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(pd.read_parquet(target)) == 30
+    # which engine answered, and why (this registered version carries no compiled artifact)
+    assert "engine: sklearn: the model version has no compiled artifact" in result.stderr
