@@ -196,7 +196,7 @@ bench-sink: setup ## Sink ingest (events/s, p99 at ~5k/s), RSS under unpaired fl
 	$(PY) bench/sink_bench.py
 
 .PHONY: bench-batch
-bench-batch: $(VENV)/.synced ## Batch scoring peak RSS and rows/s on 2M-row Parquet and CSV inputs -> bench/results/batch.{json,md}
+bench-batch: $(VENV)/.synced ## Batch scoring on 2M-row Parquet/CSV: compiled vs scikit-learn engine vs the previous code (git archive), one core per run -> bench/results/batch.{json,md}
 	$(PY) bench/batch_bench.py
 
 .PHONY: bench-train
