@@ -204,7 +204,7 @@ bench-train: $(VENV)/.synced ## The train step's peak RSS and CPU seconds per es
 	$(PY) bench/train_resources.py
 
 .PHONY: bench-drift
-bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift`, 100k and 1M rows x 30 columns -> bench/results/drift.{json,md}
+bench-drift: setup ## Stock Evidently DataDriftPreset vs `mlstack drift` (exact, every row), 100k and 1M rows x 30 columns, plus 10M streamed -> bench/results/drift.{json,md}
 	$(PY) bench/drift_bench.py
 
 .PHONY: bench-stream
