@@ -83,12 +83,12 @@ def drift(
 
 
 def _summary(result: dict) -> str:
-    from mlstack.monitoring.drift.metrics import NOTHING_TO_DO_STATUS
+    from mlstack.monitoring.drift.metrics import NOTHING_TO_DO_STATUS, OK_STATUS
 
     if result["status"] == NOTHING_TO_DO_STATUS:
         return f"{result['model']}: {result['message']}"
     head = f"{result['model']} version {result['version']}: {result['rows']} rows"
-    if result["status"] != "ok":
+    if result["status"] != OK_STATUS:
         return f"{head}; INSUFFICIENT DATA — {result['message']}"
     lines = [
         f"{head}; drift {'DETECTED' if result['drift_detected'] else 'not detected'} "

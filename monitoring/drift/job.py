@@ -44,7 +44,7 @@ def _insufficient(
         "model": model,
         "version": version,
         "rows": rows,
-        "status": "insufficient_data",
+        "status": metrics.INSUFFICIENT_STATUS,
         "message": message
         or f"{rows} rows in the window, at least {config.min_rows} needed; no drift verdict",
         "drift_detected": None,
@@ -159,7 +159,7 @@ def evaluate(
         "version": str(version),
         "rows": rows,
         "reference_rows": reference.rows,
-        "status": "ok",
+        "status": metrics.OK_STATUS,
         "drift_detected": bool(distribution_drift or missing_drifted or contract_broken),
         "drifted_share": drifted_share,
         "features": entries,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Final, Literal
 
 import httpx
 from prometheus_client import CollectorRegistry, Gauge, delete_from_gateway, push_to_gateway
@@ -62,8 +63,12 @@ OFFLINE_ACCURACY = MetricDef("mlstack_offline_accuracy", "Accuracy on the refere
 ONLINE_ROC_AUC = MetricDef("mlstack_online_roc_auc", "ROC AUC on labelled rows of the window")
 OFFLINE_ROC_AUC = MetricDef("mlstack_offline_roc_auc", "ROC AUC on the reference snapshot")
 LABELED_ROWS = MetricDef("mlstack_labeled_rows", "Labelled rows in the window")
-# the result status and the version label of a run with no version to judge (before the first deploy)
-NOTHING_TO_DO_STATUS = "nothing_to_do"
+# a drift result's status: judged; too few rows for a verdict; no version to judge yet (before the
+# first deploy), which also has its own version label
+DriftStatus = Literal["ok", "insufficient_data", "nothing_to_do"]
+OK_STATUS: Final[DriftStatus] = "ok"
+INSUFFICIENT_STATUS: Final[DriftStatus] = "insufficient_data"
+NOTHING_TO_DO_STATUS: Final[DriftStatus] = "nothing_to_do"
 NO_VERSION = "none"
 
 PERFORMANCE_DEGRADED = MetricDef(
@@ -98,8 +103,8 @@ def registry_for(result: dict, finished_at: float) -> CollectorRegistry:
     if result["status"] == NOTHING_TO_DO_STATUS:
         put(NOTHING_TO_DO, 1.0)
         return registry
-    put(INSUFFICIENT, float(result["status"] == "insufficient_data"))
-    if result["status"] != "ok":
+    put(INSUFFICIENT, float(result["status"] == INSUFFICIENT_STATUS))
+    if result["status"] != OK_STATUS:
         return registry
     put(DRIFTED_SHARE, result["drifted_share"])
     put(DRIFT_DETECTED, _flag(result["drift_detected"]))
