@@ -84,7 +84,9 @@ def read_column(table: Table, contract: DataContract, feature: Feature, referenc
 
 def read_outputs(table: Table, contract: DataContract, scorer: Scorer | None = None) -> pd.DataFrame:
     """prediction / probability / label / target of every row (those the table has), scored when missing."""
-    kept = [c for c in (*PREDICTION_COLUMNS, LABEL_COLUMN, contract.target.name) if c in table.columns]
+    # a contract whose target is named like the feedback label column ("label") names it once
+    candidates = dict.fromkeys((*PREDICTION_COLUMNS, LABEL_COLUMN, contract.target.name))
+    kept = [c for c in candidates if c in table.columns]
     score = (
         scorer is not None
         and not all(c in table.columns for c in PREDICTION_COLUMNS)
