@@ -57,13 +57,10 @@ def release(reconcilers):
 @pytest.fixture
 def registry(mlstack_home):
     """A real MLflow registry (SQLite under $MLSTACK_HOME) with loan-default v1..v3."""
-    from mlflow import MlflowClient
-
-    from mlstack.core import registry
+    from mlstack.adapters import mlflow as mlflow_adapter
     from mlstack.core.settings import load_settings
 
-    registry.configure(load_settings())
-    client = MlflowClient()
+    client = mlflow_adapter.from_settings(load_settings()).client
     client.create_registered_model(NAME)
     for version in (1, 2, 3):
         client.create_model_version(NAME, source=URI(version))
