@@ -151,7 +151,19 @@ def test_canary_promote_rollback_while_events_flow(kafka_broker, mlflow_server, 
         answered_by(v3, "challenger", 100, mark)
         mark = now_ms()
         obj = move(lambda o, a: rollout.rollback(o, a, "stream canary test"))
-        answered_by(v2, "champion", 300, mark)  # events keep flowing after the rollback
+        answered_by(v2, "champion", 300, mark)
+
+        def after_last_v3() -> bool:
+            """300 champion answers to events produced after v3's last answer: the rollback took effect
+            (v3 had 20 % of keys; 300 answers in a row without one are the switch, not chance) and
+            events kept flowing after it. Counting from the move alone passed before the scorer's
+            next registry poll on a fast machine."""
+            stamps = [int(h["mlstack-source-timestamp"]) for *_, h in reader.records]
+            versions = [h["mlstack-model-version"].decode() for *_, h in reader.records]
+            last_v3 = max((t for t, v in zip(stamps, versions, strict=True) if v == v3), default=mark)
+            return sum(1 for t, v in zip(stamps, versions, strict=True) if t > last_v3 and v == v2) >= 300
+
+        reader.wait_for(after_last_v3, timeout=300, process=process)
         feeder.stop.set()
         feeder.join(60)
         assert not feeder.failed
