@@ -146,6 +146,17 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         gateway, gateway_url = start_pushgateway(tmp)
         stoppers.append(lambda: _stop(gateway))
 
+        # the rollout controller's own metrics, with no replica leading and reconciles failing
+        rollout_port = free_port()
+        rollout = subprocess.Popen(
+            [sys.executable, "-m", "tests.fixtures.rollout_metrics", "--port", str(rollout_port)],
+            cwd=ROOT,
+            stdout=open(tmp / "rollout.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        stoppers.append(lambda: _stop(rollout))
+        wait_for_http(f"http://127.0.0.1:{rollout_port}/metrics", timeout=120, process=rollout)
+
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
@@ -168,6 +179,16 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
                     "static_configs": [{"targets": [gateway_url.removeprefix("http://")]}],
                 },
                 {
+                    # a ServiceMonitor's scrape: job = the Service's name, plus namespace and pod
+                    "job_name": "mlstack-rollout-controller",
+                    "static_configs": [
+                        {
+                            "targets": [f"127.0.0.1:{rollout_port}"],
+                            "labels": {"namespace": NAMESPACE, "pod": "mlstack-rollout-controller-0"},
+                        }
+                    ],
+                },
+                {
                     "job_name": DEMO_JOB,
                     "static_configs": [{"targets": [predictor.url.removeprefix("http://")]}],
                 },
@@ -188,7 +209,7 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
         stoppers.append(lambda: _stop(server))
         url = f"http://127.0.0.1:{prometheus_port}"
         wait_for_http(f"{url}/-/ready", timeout=120, process=server)
-        wait_until(url, "count(up == 1)", 6)
+        wait_until(url, "count(up == 1)", 7)
 
         # phase a: nothing reported by any drift job yet
         before = {
@@ -250,7 +271,7 @@ def test_every_shipped_source_is_enumerated():
     """The enumeration reads each shipped file: a source that vanished would shrink the list silently."""
     sources = {item.source for item in EXPRESSIONS}
     assert {"rules", "dashboard", "dashboard-variable", "canary", "demo-canary"} <= sources
-    assert sum(item.source == "rules" for item in EXPRESSIONS) == 9
+    assert sum(item.source == "rules" for item in EXPRESSIONS) == 11
     assert sum(item.source == "dashboard" for item in EXPRESSIONS) >= 18
 
 
