@@ -179,12 +179,20 @@ def stack(tmp_path_factory, model_dir, knative_queue_metrics_bin):
                     "static_configs": [{"targets": [gateway_url.removeprefix("http://")]}],
                 },
                 {
-                    # a ServiceMonitor's scrape: job = the Service's name, plus namespace and pod
+                    # the labels the chart's ServiceMonitor scrape adds (prometheus-operator v0.90.1,
+                    # pkg/prometheus/promcfg.go: job = service = the Service's name, namespace, pod,
+                    # container, endpoint = the port's name; instance from the target)
                     "job_name": "mlstack-rollout-controller",
                     "static_configs": [
                         {
                             "targets": [f"127.0.0.1:{rollout_port}"],
-                            "labels": {"namespace": NAMESPACE, "pod": "mlstack-rollout-controller-0"},
+                            "labels": {
+                                "namespace": NAMESPACE,
+                                "service": "mlstack-rollout-controller",
+                                "pod": "mlstack-rollout-controller-5d8c7-a",
+                                "container": "controller",
+                                "endpoint": "http",
+                            },
                         }
                     ],
                 },
