@@ -83,3 +83,50 @@ def stream_cmd(
         },
     )
     raise typer.Exit(run_stream(settings))
+
+
+def stream_store_cmd(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Registered model whose payload topic to store (default: training.model_name)."
+        ),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", help="Kafka host:port[,...] (stream.kafka.bootstrap_servers)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Payload store: a directory or s3:// prefix (default: sink.store)."),
+    ] = None,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-id",
+            help="The scorer's instance id (default: the host name, the pod's); member <id>.store.",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535, help="/metrics port (0: none; default 9109)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the stream scorer's payload rows to the store, exactly once, in a process of its own.
+
+    The chart runs it beside `mlstack stream --no-store-writer`, so flushes never pause scoring.
+    """
+    from mlstack.serving.stream.app import run_store_writer
+
+    settings = settings_from(
+        config,
+        stream={
+            "model": model,
+            "store": store,
+            "instance_id": instance_id,
+            "store_metrics_port": metrics_port,
+            "kafka": {"bootstrap_servers": bootstrap_servers},
+        },
+    )
+    raise typer.Exit(run_store_writer(settings))

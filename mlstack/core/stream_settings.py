@@ -85,9 +85,15 @@ class StreamConfig(_Strict):
         1, ge=1, description="Replication factor of topics the scorer creates."
     )
     store: str | None = Field(None, description="Payload store (default: sink.store, else <home>/payloads).")
-    store_writer: bool = Field(True, description="Run the payload store writer in the scorer process.")
+    store_writer: bool = Field(
+        True,
+        description="Run the payload store writer in the scorer process (the chart runs `mlstack stream-store` beside it instead).",
+    )
     store_flush_rows: int = Field(50_000, ge=1, description="The store writer writes a file every N rows ...")
     store_flush_seconds: float = Field(10.0, gt=0, description="... or every N seconds, whichever first.")
     metrics_host: str = Field("127.0.0.1", description="Bind address of /metrics (the image sets 0.0.0.0).")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Port of /metrics (0: no metrics server).")
+    store_metrics_port: int = Field(
+        9109, ge=0, le=65535, description="Port of `mlstack stream-store`'s /metrics (0: no metrics server)."
+    )
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)

@@ -3,6 +3,10 @@
 The scorer loop runs in the main thread; the registry watcher and the payload store writer run in
 background threads of the same process (the writer only when ``stream.store_writer``). SIGTERM
 finishes the micro-batch in flight, then stops.
+
+``mlstack stream-store`` (``run_store_writer``) is the payload store writer alone, what the chart
+runs as a second container of the scorer's pod: the writer's Parquet flushes hold the GIL for tens
+of milliseconds, and in the scorer's process they set its latency tail (bench/results/stream.md).
 """
 
 from __future__ import annotations
@@ -87,6 +91,57 @@ def _first_routing(watcher: ModelWatcher, stop: threading.Event) -> None:
         waited += 1.0
 
 
+def _store_writer(settings: Settings, access: kafka.KafkaAccess, resolved: StreamNames) -> StoreWriter:
+    """The payload writer of this scorer: its own group, and ``<instance>.store`` as static member."""
+    cfg = settings.stream
+    return StoreWriter(
+        access,
+        resolved.payload_topic,
+        resolved.store,
+        f"{resolved.group_id}.store",
+        f"{resolved.instance_id}.store",
+        cfg.store_flush_rows,
+        cfg.store_flush_seconds,
+    )
+
+
+def run_store_writer(settings: Settings) -> int:
+    """The payload store writer alone, until SIGTERM/SIGINT (then it writes what it holds); exit code.
+
+    It ensures the payload topic as the scorer does (same partitions; created when
+    ``stream.create_topics``, else waited for), so the two containers of a pod start in any order.
+    """
+    cfg = settings.stream
+    resolved = resolve(settings)
+    access = kafka.KafkaAccess.from_config(cfg.kafka)
+    kafka.ensure_topics(
+        kafka.admin(access),
+        [kafka.TopicSpec(resolved.payload_topic, cfg.topic_partitions, cfg.topic_replication_factor)],
+        create=cfg.create_topics,
+    )
+    writer = _store_writer(settings, access, resolved)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: writing the rows held, then stopping", signum)
+        writer.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if cfg.store_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(cfg.store_metrics_port, cfg.metrics_host)
+    log.info(
+        "store writer ready: %s -> %s (every %d rows or %.1f s)",
+        resolved.payload_topic,
+        resolved.store,
+        cfg.store_flush_rows,
+        cfg.store_flush_seconds,
+    )
+    writer.run()
+    return 0
+
+
 def run_stream(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     cfg = settings.stream
@@ -124,15 +179,7 @@ def run_stream(settings: Settings) -> int:
         start_http_server(cfg.metrics_port, cfg.metrics_host)
     writer, writer_thread = None, None
     if cfg.store_writer:
-        writer = StoreWriter(
-            access,
-            resolved.payload_topic,
-            resolved.store,
-            f"{resolved.group_id}.store",
-            f"{resolved.instance_id}.store",
-            cfg.store_flush_rows,
-            cfg.store_flush_seconds,
-        )
+        writer = _store_writer(settings, access, resolved)
         writer_thread = threading.Thread(target=writer.run, name="store-writer", daemon=True)
         writer_thread.start()
     ctx = BatchContext(

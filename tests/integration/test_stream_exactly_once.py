@@ -24,7 +24,6 @@ from collections import Counter
 
 import httpx
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from mlstack.core.generator import loan_contract
@@ -38,6 +37,8 @@ from tests.fixtures.stream import (
     register_version,
     sigkill,
     start_stream,
+    stored_pairs,
+    stored_rows,
     valid_events,
 )
 
@@ -117,7 +118,7 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
         uncommitted.poll(1.0)
         # let the store writer flush, then stop gracefully
         committed.wait_for(
-            lambda: _stored_rows(store) >= sum(e.rows for e in valid), timeout=120, process=process
+            lambda: stored_rows(store) >= sum(e.rows for e in valid), timeout=120, process=process
         )
         process.terminate()
         assert process.wait(timeout=60) == 0
@@ -162,8 +163,7 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
         server.stop()
 
     # the payload store holds each (request, row) once: raw files, no reader-side dedup
-    table = _store_table(store)
-    pairs = Counter(zip(table["request_id"], table["row_index"], strict=True))
+    pairs = stored_pairs(store)
     assert max(pairs.values()) == 1
     assert len(pairs) == sum(e.rows for e in valid)
     assert {r for r, _ in pairs} == {rid.decode() for rid in request_ids}
@@ -184,19 +184,3 @@ def test_sigkill_mid_batch_three_times_scores_every_event_exactly_once(kafka_bro
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["status"] == "ok" and result["rows"] == len(pairs), result
-
-
-def _store_table(store) -> dict[str, list]:
-    files = [p for p in store.rglob("*.parquet") if not p.name.startswith(".")]
-    columns: dict[str, list] = {"request_id": [], "row_index": []}
-    for path in files:
-        part = pq.read_table(path, columns=["request_id", "row_index"]).to_pydict()
-        for column in columns:
-            columns[column].extend(part[column])
-    return columns
-
-
-def _stored_rows(store) -> int:
-    if not store.exists():
-        return 0
-    return sum(pq.read_metadata(p).num_rows for p in store.rglob("*.parquet") if not p.name.startswith("."))

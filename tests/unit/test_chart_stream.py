@@ -24,9 +24,14 @@ def _stream(objects, kind: str, name: str = "mlstack-stream") -> dict:
     return found[0]
 
 
-def _env(statefulset: dict) -> dict[str, dict]:
-    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e for e in container["env"]}
+def _container(statefulset: dict, name: str = "stream") -> dict:
+    containers = {c["name"]: c for c in statefulset["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"stream", "store-writer"}
+    return containers[name]
+
+
+def _env(statefulset: dict, container: str = "stream") -> dict[str, dict]:
+    return {e["name"]: e for e in _container(statefulset, container)["env"]}
 
 
 def test_off_by_default_on_for_kind(chart_default, chart_kind):
@@ -45,9 +50,29 @@ def test_the_pod_name_is_the_static_member_and_transactional_id(chart_kind):
     )
     assert env["MLSTACK_STREAM__KAFKA__BOOTSTRAP_SERVERS"]["value"] == "kafka.kafka.svc.cluster.local:9092"
     assert env["MLSTACK_STREAM__GUARANTEE"]["value"] == "exactly_once"
-    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    container = _container(statefulset)
     assert container["args"][:3] == ["stream", "--model", "loan-default"]
-    assert container["args"][3:] == ["--store", "s3://mlstack/payloads"]  # the store the drift job reads
+    # the store the drift job reads, written by the pod's second container, not the scorer's process
+    assert container["args"][3:] == ["--store", "s3://mlstack/payloads", "--no-store-writer"]
+
+
+def test_the_store_writer_is_its_own_container_with_the_scorers_member_id_and_kafka(chart_kind):
+    """Its Parquet flushes must not pause scoring (bench/results/stream.md); it must still be the
+    scorer's writer: the same pod name as instance id (its member is <pod>.store), topics and Kafka."""
+    statefulset = _stream(chart_kind, "StatefulSet")
+    writer = _container(statefulset, "store-writer")
+    assert writer["args"] == ["stream-store", "--model", "loan-default", "--store", "s3://mlstack/payloads"]
+    env, scorer_env = _env(statefulset, "store-writer"), _env(statefulset)
+    assert env["MLSTACK_STREAM__INSTANCE_ID"] == scorer_env["MLSTACK_STREAM__INSTANCE_ID"]
+    shared = [name for name in scorer_env if "KAFKA" in name or "TOPIC" in name]
+    assert shared and all(env[name] == scorer_env[name] for name in shared)
+    assert env["MLSTACK_STREAM__STORE_METRICS_PORT"]["value"] == "9109"
+    assert {p["name"]: p["containerPort"] for p in writer["ports"]} == {"store-metrics": 9109}
+    assert writer["livenessProbe"]["httpGet"]["port"] == "store-metrics"
+    service = _stream(chart_kind, "Service")
+    assert {p["name"] for p in service["spec"]["ports"]} == {"metrics", "store-metrics"}
+    monitor = _stream(chart_kind, "ServiceMonitor")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics", "store-metrics"]
 
 
 def test_credentials_come_from_secrets_and_tls_files_are_mounted(default_values):
@@ -110,7 +135,7 @@ def test_the_scorer_may_reach_kafka_mlflow_and_s3_and_only_prometheus_reaches_it
     assert ingress["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 9108}]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 9108}, {"protocol": "TCP", "port": 9109}]
     kafka, mlflow, s3 = policy["spec"]["egress"]
     assert kafka["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}}}]
     assert mlflow["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "mlflow"
