@@ -162,6 +162,11 @@ class SinkConfig(_Strict):
     dedup_hours: float = Field(
         24.0, gt=0, description="A stored ce-id is refused again for this long, then forgotten."
     )
+    max_dedup_ids: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Stored ce-ids remembered at most (~300 B each with its origin); the oldest go first.",
+    )
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest event body (more: 413).")
     max_pending_bytes: int = Field(
         256 * 1024 * 1024,

@@ -237,6 +237,7 @@ def app_from_settings(settings: Settings, store: str, wal_dir: str) -> ASGIApp:
         contracts=contracts,
         max_pending_bytes=cfg.max_pending_bytes,
         max_pending_events=cfg.max_pending_events,
+        max_dedup_ids=cfg.max_dedup_ids,
         early_labels=EarlyLabels(cfg.early_label_seconds, cfg.max_early_labels),
         contract_wait_seconds=cfg.contract_wait_seconds,
     )

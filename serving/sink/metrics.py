@@ -60,4 +60,11 @@ WAL_BYTES = Gauge("mlstack_sink_wal_bytes", "Bytes in the write-ahead log's segm
 OLDEST_UNFLUSHED = Gauge(
     "mlstack_sink_oldest_unflushed_seconds", "Age of the oldest accepted event not yet in the store"
 )
+DEDUP_IDS = Gauge(
+    "mlstack_sink_dedup_ids", "Stored ce-ids remembered to refuse duplicates (sink.max_dedup_ids at most)"
+)
+DEDUP_WINDOW = Gauge(
+    "mlstack_sink_dedup_window_seconds",
+    "Age of the oldest remembered ce-id: duplicates are refused this far back (sink.dedup_hours at most)",
+)
 READY = Gauge("mlstack_sink_ready", "1 while the last flush succeeded, 0 while flushes fail")

@@ -44,7 +44,7 @@ def recover(self: Sink) -> int:
         self._add(event)
         replayed += 1
     self.wal.drop_finished_segments(self.done.keys())
-    self.done = self.wal.forget_before(self.done, time.time() - self.dedup_seconds, self.origins)
+    self.forget_old_ids(time.time())
     held = _recover_early_labels(self)
     log.info(
         "sink recovered: %d ids done, %d events replayed, %d early labels held",

@@ -20,13 +20,18 @@ Exactly once: before a flush writes, it records its ids and the partitions it wr
 file; after, it appends the ids to ``done.ids``. On restart, ids of a leftover intent that those
 partitions already hold count as done, the WAL is replayed for everything else, and ``done.ids``
 makes later duplicates of a ``ce-id`` no-ops for ``dedup_seconds`` (24 h by default); older ids are
-forgotten (``WriteAheadLog.forget_before``), so memory and ``done.ids`` stay bounded by one window.
+forgotten (``WriteAheadLog.forget_before``). A window is bounded in count too: beyond
+``max_dedup_ids`` the oldest ids are forgotten first (about 300 bytes each with its origin: at the
+default 1,000,000, about 300 MB), so a busy sink's memory and ``done.ids`` stay bounded whatever its
+rate. ``mlstack_sink_dedup_window_seconds`` says how far back duplicates are refused right now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 EVENT_OVERHEAD = 1100
 FINAL_CONTRACT_WAIT = 10.0  # within the pod's 30 s termination grace period
 PARTNER_ALLOWANCE = 1.25  # a partner completes a pair: taken until the bounds times this
+DEDUP_SLACK = 1.1  # done.ids is rewritten when the ids exceed max_dedup_ids by this factor
 
 
 class Backpressure(Exception):
@@ -73,9 +79,11 @@ class Sink:
         max_pending_events: int = 200_000,
         early_labels: EarlyLabels | None = None,
         contract_wait_seconds: float = 30.0,
+        max_dedup_ids: int = 1_000_000,
     ):
         self.store = store
         self.dedup_seconds = dedup_seconds  # how long a stored ce-id is remembered (and refused again)
+        self.max_dedup_ids = max_dedup_ids  # how many at most: the oldest are forgotten first
         self._pruned_at = time.time()
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -337,12 +345,37 @@ class Sink:
                 self.held_events -= 1
             self.accepted -= {(i, k) for i in ids for k in ("request", "response")}
             self.wal.drop_finished_segments(self.done.keys())
-            if now - self._pruned_at > min(600.0, self.dedup_seconds / 10):
-                self.done = self.wal.forget_before(self.done, now - self.dedup_seconds, self.origins)
-                self._pruned_at = now
+            if (
+                now - self._pruned_at > min(600.0, self.dedup_seconds / 10)
+                or len(self.done) > self.max_dedup_ids * DEDUP_SLACK
+            ):
+                self.forget_old_ids(now)
             m.ROWS.inc(written)
             await self._write_adopted(adopted, until)
             return written
+
+    def dedup_cutoff(self, now: float) -> float:
+        """Ids stored before this are forgotten: older than the window, or beyond ``max_dedup_ids``.
+
+        ``done`` is in the order ids were stored (flushes append, ``done.ids`` is read in file order
+        and ``forget_before`` keeps the order), so the last id to forget is found by position,
+        without sorting. Ids of one flush share a stamp, so its whole flush goes with it: at most
+        ``max_dedup_ids`` stay (ids still in a WAL segment excepted, ``forget_before``).
+        """
+        cutoff = now - self.dedup_seconds
+        excess = len(self.done) - self.max_dedup_ids
+        if excess > 0:
+            last_forgotten = next(itertools.islice(self.done.values(), excess - 1, None))
+            cutoff = max(cutoff, math.nextafter(last_forgotten, math.inf))
+        return cutoff
+
+    def forget_old_ids(self, now: float) -> None:
+        """Forget the ids ``dedup_cutoff`` names (``done.ids`` rewritten) and update the gauges."""
+        self.done = self.wal.forget_before(self.done, self.dedup_cutoff(now), self.origins)
+        self._pruned_at = now
+        m.DEDUP_IDS.set(len(self.done))
+        oldest = next(iter(self.done.values()), None)
+        m.DEDUP_WINDOW.set(0.0 if oldest is None else max(0.0, now - oldest))
 
     def _due(self, everything: bool) -> tuple[list[PAIR], list[PAIR]]:
         """(pairs to write now, pairs left for a later flush): a pair whose version's contract is

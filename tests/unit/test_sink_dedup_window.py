@@ -113,3 +113,51 @@ def test_ids_still_in_a_wal_segment_are_never_forgotten(tmp_path, clock):
     assert kept == {"in-segment": 0.0, "recent": clock.now}
     assert done_file_ids(tmp_path) == {"in-segment", "recent"}
     sink.close()
+
+
+def capped_sink(tmp_path, max_dedup_ids: int) -> Sink:
+    sink = Sink(
+        str(tmp_path / "store"), str(tmp_path / "wal"), dedup_seconds=24 * HOUR, max_dedup_ids=max_dedup_ids
+    )
+    sink.recover()
+    return sink
+
+
+def test_a_busy_sink_remembers_at_most_max_dedup_ids_the_oldest_forgotten_first(tmp_path, clock):
+    """At 24 h a sink taking 1,000 predictions/s would remember 86 million ids (~20 GB) and be
+    OOM-killed long before its window ends; the count bound keeps the newest ids only."""
+    from mlstack.serving.sink import metrics as m
+
+    async def scenario():
+        sink = capped_sink(tmp_path, 1000)
+        flushes = [[f"f{n}-{i}" for i in range(600)] for n in range(4)]
+        for ids in flushes:
+            clock.now += 1.0  # a busy second: nowhere near the 24 h window
+            assert await store(sink, *ids) == ["stored"] * 2 * len(ids)
+            assert len(sink.done) <= 1000
+            assert done_file_ids(tmp_path) == set(sink.done)
+            assert m.DEDUP_IDS._value.get() <= 1000
+        # the newest flush is remembered, the oldest forgotten (a retry that late is stored again)
+        assert set(flushes[-1]) <= set(sink.done) and not set(flushes[0]) & set(sink.done)
+        assert await store(sink, flushes[-1][0]) == ["duplicate"] * 2
+        assert await store(sink, flushes[0][0]) == ["stored"] * 2
+        assert m.DEDUP_WINDOW._value.get() <= 3.0  # how far back duplicates are refused now
+        sink.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restart_with_a_smaller_bound_keeps_only_the_newest_ids(tmp_path, clock):
+    async def first_life():
+        sink = capped_sink(tmp_path, 100_000)
+        for n in range(3):
+            clock.now += 1.0
+            await store(sink, *[f"f{n}-{i}" for i in range(500)])
+        assert len(sink.done) == 1500
+        sink.close()
+
+    asyncio.run(first_life())
+    sink = capped_sink(tmp_path, 1000)  # recover() reads done.ids, then applies the bound
+    assert set(sink.done) == {f"f{n}-{i}" for n in (1, 2) for i in range(500)}  # the newest 1,000
+    assert done_file_ids(tmp_path) == set(sink.done)
+    sink.close()
