@@ -10,7 +10,7 @@ go 1.25.8
 require (
 	github.com/cert-manager/cert-manager v1.19.1
 	github.com/kserve/kserve v0.20.0
-	github.com/prometheus-operator/prometheus-operator v0.86.1
+	github.com/prometheus-operator/prometheus-operator v0.90.1
 	knative.dev/caching v0.0.0-20260120130310-f1fc03b7f5ee
 	knative.dev/net-kourier v0.48.0
 	knative.dev/networking v0.0.0-20260120131110-a7cdca238a0d
