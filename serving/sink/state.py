@@ -350,6 +350,7 @@ class Sink:
                 or len(self.done) > self.max_dedup_ids * DEDUP_SLACK
             ):
                 self.forget_old_ids(now)
+            m.DEDUP_IDS.set(len(self.done))  # every flush: memory grows with it between prunes
             m.ROWS.inc(written)
             await self._write_adopted(adopted, until)
             return written
