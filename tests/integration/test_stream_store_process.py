@@ -14,10 +14,9 @@ from __future__ import annotations
 import signal
 import uuid
 
-import httpx
-
 from mlstack.core.generator import loan_contract
 from mlstack.core.procs import free_port
+from tests.fixtures.scrape import metric_sum
 from tests.fixtures.stream import (
     Reader,
     feature_rows,
@@ -32,13 +31,6 @@ from tests.fixtures.stream import (
 
 FEATURES = loan_contract().feature_names
 WAVES = 3
-
-
-def _store_rows_metric(port: int, topic: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    prefix = f'mlstack_stream_store_rows_total{{topic="{topic}"}} '
-    lines = [line for line in text.splitlines() if line.startswith(prefix)]
-    return float(lines[0].removeprefix(prefix)) if lines else 0.0
 
 
 def test_the_writer_process_stores_every_row_once_across_a_kill(kafka_broker, mlflow_server, tmp_path):
@@ -77,7 +69,11 @@ def test_the_writer_process_stores_every_row_once_across_a_kill(kafka_broker, ml
                 writer = start_stream(home, writer_log, env, *writer_args, command_name="stream-store")
         expected = sum(e.rows for e in valid)
         predictions.wait_for(lambda: stored_rows(store) >= expected, timeout=120, process=writer)
-        counted = _store_rows_metric(metrics_port, f"{name}.payloads")
+        counted = metric_sum(
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            "mlstack_stream_store_rows_total",
+            topic=f"{name}.payloads",
+        )
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=60) == 0, writer_log.read_text(errors="replace")[-3000:]
         scorer.terminate()
